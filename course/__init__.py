@@ -1,0 +1,1 @@
+"""AI Engineering for Developers: data, models, student checks and the grading tools of the course."""

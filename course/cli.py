@@ -1,0 +1,134 @@
+"""The ``course`` command: build, verify, grade, bench and demo."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from course.assignments import CourseLayoutError, find_root, resolve
+
+
+def _cmd_build(args) -> int:
+    from course.build import build
+
+    assignments = resolve(args.root, args.assignments)
+    build(args.root, assignments)
+    print(f"built release/ for {', '.join(assignments)}")
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    from course.verify import verify_assignment
+
+    failed = []
+    wrong = named = alternatives = 0
+    for assignment in resolve(args.root, args.assignments):
+        start = time.perf_counter()
+        report = verify_assignment(args.root, assignment, jobs=args.jobs)
+        print("\n".join(report.lines()) + f"\n  ({time.perf_counter() - start:.0f} s)", flush=True)
+        failed += [] if report.ok else [assignment]
+        wrong_verdicts = [v for v in report.verdicts if v.mutant.kind == "wrong"]
+        wrong += len(wrong_verdicts)
+        named += sum(v.named_mistake for v in wrong_verdicts)
+        alternatives += sum(v.mutant.kind == "alternative" for v in report.verdicts)
+    print(f"\nverify: {len(failed)} of the assignments failed{': ' + ', '.join(failed) if failed else ''}; "
+          f"{wrong} wrong answers ({named} told their mistake) and {alternatives} alternatives judged")
+    return 1 if failed else 0
+
+
+def _cmd_grade(args) -> int:
+    from course.grading import grade_class, grades_table, write_grades_csv
+
+    grades = {assignment: grade_class(args.root, assignment, args.jobs) for assignment in resolve(args.root, args.assignments)}
+    csv_path = args.root / "grades.csv"
+    write_grades_csv(grades, csv_path)
+    print(grades_table(grades))
+    print(f"\nautograded notebooks in {args.root / 'autograded'}; grades in {csv_path}")
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from course.bench import measure, table, write_report
+
+    measurements = []
+    for assignment in resolve(args.root, args.assignments):
+        measurements.append(measure(args.root, assignment))
+        print(f"{assignment}: {measurements[-1].seconds:.1f} s, {measurements[-1].peak_mb:.0f} MB", flush=True)
+    print(table(measurements))
+    if args.write:
+        write_report(measurements, args.root / "docs" / "benchmarks.md")
+        print(f"written to {args.root / 'docs' / 'benchmarks.md'}")
+    return 0 if all(m.within_budget for m in measurements) else 1
+
+
+def _cmd_demo(args) -> int:
+    from course.build import build
+    from course.demo import make_class, prepare_folder
+    from course.grading import grade_class, grades_table, write_grades_csv
+
+    assignments = resolve(args.root, args.assignments)
+    build(args.root, assignments)
+    print(f"built release/ for {', '.join(assignments)}")
+    folder = args.output.resolve()
+    prepare_folder(args.root, folder, assignments)
+    grades = {}
+    for assignment in assignments:
+        students = make_class(args.root, assignment, folder)
+        print(f"grading {len(students)} demo submissions of {assignment} with {args.jobs} parallel nbgrader processes...", flush=True)
+        grades[assignment] = grade_class(folder, assignment, args.jobs)
+    write_grades_csv(grades, folder / "grades.csv")
+    print("\n" + grades_table(grades))
+    print(f"\ndemo class, autograded notebooks and grades.csv are in {folder}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``course`` command."""
+    parser = argparse.ArgumentParser(prog="course", description="Build, verify, grade and benchmark the course's notebooks.")
+    parser.add_argument("--root", type=Path, default=None, help="the course folder (default: found from the working directory)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    jobs = {"type": int, "default": os.cpu_count() or 1, "help": "parallel nbgrader processes (default: number of cores)"}
+    names = {"nargs": "*", "metavar": "ASSIGNMENT", "help": "assignment ids or numbers, e.g. 01 (default: all)"}
+
+    build = commands.add_parser("build", help="regenerate release/ from source/ with nbgrader generate_assignment")
+    build.add_argument("assignments", **names)
+    build.set_defaults(run=_cmd_build)
+
+    verify = commands.add_parser("verify", help="prove solutions score full, releases 0, nothing leaks, mutants are caught")
+    verify.add_argument("assignments", **names)
+    verify.add_argument("--jobs", **jobs)
+    verify.set_defaults(run=_cmd_verify)
+
+    grade = commands.add_parser("grade", help="autograde submitted/ in parallel; write autograded/ and grades.csv")
+    grade.add_argument("assignments", nargs="+", metavar="ASSIGNMENT", help="assignment ids or numbers")
+    grade.add_argument("--jobs", **jobs)
+    grade.set_defaults(run=_cmd_grade)
+
+    bench = commands.add_parser("bench", help="time and memory of each solved notebook in a fresh kernel")
+    bench.add_argument("assignments", **names)
+    bench.add_argument("--no-write", dest="write", action="store_false", help="do not rewrite docs/benchmarks.md")
+    bench.set_defaults(run=_cmd_bench)
+
+    demo = commands.add_parser("demo", help="build the release, grade a generated demo class and print the grades")
+    demo.add_argument("assignments", **names)
+    demo.add_argument("--jobs", **jobs)
+    demo.add_argument("--output", type=Path, default=Path("build/demo"), help="folder for the demo class (default: build/demo)")
+    demo.set_defaults(run=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``course`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.root = find_root(args.root)
+        return args.run(args)
+    except (CourseLayoutError, RuntimeError) as error:
+        print(f"course {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Loaders for the real data sets the course ships (UCI Adult and German credit).
+
+The files are stored gzip-compressed in ``course/datasets`` and checked against the SHA-256
+of the original, uncompressed file every time they are read, so a damaged archive is
+reported instead of silently teaching on wrong data.
+"""
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import io
+from importlib import resources
+
+import pandas as pd
+
+ADULT_COLUMNS = [
+    "age", "workclass", "fnlwgt", "education", "education_num", "marital_status",
+    "occupation", "relationship", "race", "sex", "capital_gain", "capital_loss",
+    "hours_per_week", "native_country", "income",
+]
+ADULT_NUMERIC = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
+
+GERMAN_COLUMNS = [
+    "checking_status", "duration_months", "credit_history", "purpose", "credit_amount",
+    "savings", "employment_since", "installment_rate", "personal_status_sex",
+    "other_debtors", "residence_since", "property", "age", "other_installment_plans",
+    "housing", "existing_credits", "job", "people_liable", "telephone", "foreign_worker",
+    "credit_risk",
+]
+
+_DATASETS = resources.files("course") / "datasets"
+
+
+class DataIntegrityError(RuntimeError):
+    """A shipped data file is missing or does not match its recorded SHA-256."""
+
+
+def _expected_hashes() -> dict[str, str]:
+    lines = (_DATASETS / "SHA256SUMS").read_text().splitlines()
+    return {name: digest for digest, name in (line.split() for line in lines if line.strip())}
+
+
+def read_verified(name: str) -> bytes:
+    """Return the original bytes of shipped file ``name`` (e.g. ``"adult.data"``), checked.
+
+    Raises DataIntegrityError, naming the file and the fix, when the archive is missing,
+    unreadable or its content does not match ``SHA256SUMS``.
+    """
+    expected = _expected_hashes().get(name)
+    if expected is None:
+        raise DataIntegrityError(f"{name!r} is not a data set the course ships; known: {sorted(_expected_hashes())}")
+    archive = _DATASETS / f"{name}.gz"
+    fix = f"restore it with `git checkout -- course/datasets/{name}.gz` or reinstall the course package"
+    try:
+        data = gzip.decompress(archive.read_bytes())
+    except FileNotFoundError:
+        raise DataIntegrityError(f"data file course/datasets/{name}.gz is missing: {fix}") from None
+    except (OSError, EOFError) as error:
+        raise DataIntegrityError(f"data file course/datasets/{name}.gz is not a readable gzip archive ({error}): {fix}") from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise DataIntegrityError(
+            f"data file course/datasets/{name}.gz fails its checksum (expected SHA-256 {expected}, "
+            f"got {actual}): the file was damaged or edited; {fix}"
+        )
+    return data
+
+
+@functools.lru_cache(maxsize=None)
+def _adult_frame(split: str) -> pd.DataFrame:
+    raw = read_verified("adult.data" if split == "train" else "adult.test")
+    return pd.read_csv(
+        io.BytesIO(raw),
+        header=None,
+        names=ADULT_COLUMNS,
+        skiprows=1 if split == "test" else 0,  # the test file opens with "|1x3 Cross validator"
+        skipinitialspace=True,
+        na_filter=False,  # keep the original "?" markers: cleaning them is part of the course
+        dtype={c: "int64" for c in ADULT_NUMERIC},
+    )
+
+
+def load_adult(split: str = "train") -> pd.DataFrame:
+    """The UCI Adult census-income data, as in the original files.
+
+    ``split`` is ``"train"`` (adult.data, 32,561 rows) or ``"test"`` (adult.test, 16,281 rows).
+    Values are the file's own: missing values are the string ``"?"`` and the test labels end
+    with a ``.`` (``">50K."``); only the space after each comma is removed. Returns a new
+    DataFrame each call, with the columns in ``ADULT_COLUMNS``.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    return _adult_frame(split).copy()
+
+
+@functools.lru_cache(maxsize=None)
+def _german_frame() -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(read_verified("german.data")), sep=" ", header=None, names=GERMAN_COLUMNS)
+
+
+def load_german_credit() -> pd.DataFrame:
+    """The Statlog German credit data (1,000 applicants), as in the original file.
+
+    Categorical attributes keep their original codes (``"A11"``, ...); ``credit_risk`` is
+    1 for a good and 2 for a bad credit risk. Returns a new DataFrame each call.
+    """
+    return _german_frame().copy()
+
+
+def report_hours_per_month(features: pd.DataFrame) -> pd.DataFrame:
+    """A copy of Adult ``features`` as a new upstream system would send them.
+
+    The new system reports working time per month instead of per week, under the same
+    column name: the kind of silent change that breaks hand-written rules and trained
+    models alike. ``hours_per_week`` is multiplied by 52/12 and rounded.
+    """
+    shifted = features.copy()
+    shifted["hours_per_week"] = (shifted["hours_per_week"] * 52 / 12).round().astype("int64")
+    return shifted
