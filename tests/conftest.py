@@ -1,0 +1,37 @@
+"""Shared fixtures: the repository itself, and a tiny course folder for fast nbgrader runs."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TINY = "99-tiny"
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    """The course repository under test."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def built_tiny_course(tmp_path_factory) -> Path:
+    """A course folder holding only the tiny assignment, with its release built once."""
+    from course.build import build
+
+    folder = tmp_path_factory.mktemp("tiny-course")
+    shutil.copy2(REPO / "nbgrader_config.py", folder / "nbgrader_config.py")
+    shutil.copytree(FIXTURES / TINY, folder / "source" / TINY)
+    build(folder, [TINY])
+    return folder
+
+
+@pytest.fixture
+def tiny_course(built_tiny_course, tmp_path) -> Path:
+    """A fresh copy of the tiny course that a test may change."""
+    folder = tmp_path / "course"
+    shutil.copytree(built_tiny_course, folder)
+    return folder

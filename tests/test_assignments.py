@@ -1,0 +1,42 @@
+import pytest
+
+from course.assignments import CourseLayoutError, assignment_ids, exercises, find_root, notebook_path, read_notebook, resolve
+
+
+def test_assignment_ids_follow_the_naming_rule(repo):
+    ids = assignment_ids(repo)
+    assert "01-what-is-ai-engineering" in ids
+    for assignment in ids:
+        assert notebook_path(repo, "source", assignment).is_file()
+        assert notebook_path(repo, "release", assignment).is_file()
+
+
+def test_resolve_accepts_numbers_and_ids(repo):
+    assert resolve(repo, ["01"]) == ["01-what-is-ai-engineering"]
+    assert resolve(repo, ["01-what-is-ai-engineering"]) == ["01-what-is-ai-engineering"]
+    assert resolve(repo, None) == assignment_ids(repo)
+    with pytest.raises(CourseLayoutError, match="no assignment '42'.*known: 01-"):
+        resolve(repo, ["42"])
+
+
+def test_find_root_walks_up_and_explains_when_it_cannot(repo, tmp_path):
+    assert find_root(repo / "course" / "datasets") == repo
+    with pytest.raises(CourseLayoutError, match="--root"):
+        find_root(tmp_path)
+
+
+def test_exercises_group_test_cells_under_their_solution(repo):
+    notebook = read_notebook(notebook_path(repo, "source", "01-what-is-ai-engineering"))
+    found = {exercise.grade_id: exercise for exercise in exercises(notebook)}
+    assert list(found) == ["split-features-target", "rule-based-predict", "train-income-model",
+                           "evaluate-predictions", "accuracy-after-shift"]
+    assert found["split-features-target"].test_ids == [
+        "split-features-target-visible", "split-features-target-labels", "split-features-target-missing"]
+    assert sum(exercise.points for exercise in found.values()) == 26
+
+
+def test_broken_notebook_is_named(tmp_path):
+    path = tmp_path / "broken.ipynb"
+    path.write_text("{not json")
+    with pytest.raises(CourseLayoutError, match="broken.ipynb cannot be read"):
+        read_notebook(path)

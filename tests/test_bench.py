@@ -1,0 +1,23 @@
+from course.bench import BUDGET_MB, Measurement, measure, table, write_report
+
+TINY = "99-tiny"
+
+
+def test_measure_runs_the_solved_notebook_in_a_fresh_kernel(tiny_course):
+    measurement = measure(tiny_course, TINY)
+    assert measurement.errors == 0
+    assert 0 < measurement.seconds < 60
+    assert 30 < measurement.peak_mb < BUDGET_MB  # a kernel that imported numpy
+    assert measurement.within_budget
+
+
+def test_budget_and_report(tmp_path):
+    fine = Measurement("01-a", 12.3, 400.0, 0)
+    slow = Measurement("02-b", 75.0, 400.0, 0)
+    heavy = Measurement("03-c", 10.0, 1600.0, 0)
+    broken = Measurement("04-d", 5.0, 100.0, 2)
+    assert fine.within_budget and not slow.within_budget and not heavy.within_budget and not broken.within_budget
+    assert "| 01-a | 12.3 | 400 | 0 | yes |" in table([fine])
+    write_report([fine, slow], tmp_path / "docs" / "benchmarks.md")
+    text = (tmp_path / "docs" / "benchmarks.md").read_text()
+    assert "| 02-b | 75.0 | 400 | 0 | NO |" in text and "course bench" in text

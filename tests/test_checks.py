@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from course.checks import CheckFailed, check, check_close, check_equal, check_raises, check_succeeds, check_type, shown
+
+
+class AlwaysEqual:
+    """What a student might return to game ``==``-based tests."""
+
+    def __eq__(self, other):
+        return True
+
+    def __float__(self):
+        return 5.0
+
+
+def test_failure_message_has_what_expected_got_and_hint():
+    with pytest.raises(CheckFailed) as failure:
+        check_equal(4, 5, "add(2, 3)", "return the sum")
+    assert str(failure.value).splitlines() == ["✗ add(2, 3)", "  expected: 5", "  got:      4", "  hint:     return the sum"]
+
+
+@pytest.mark.parametrize("cheat", [AlwaysEqual(), np.float64(5.0), "5", True])
+def test_equal_compares_as_the_expected_type(cheat):
+    with pytest.raises(CheckFailed, match="wrong type"):
+        check_equal(cheat, 5, "a count")
+
+
+def test_equal_accepts_numpy_integers_and_arrays_of_any_int_width():
+    check_equal(np.int32(5), 5, "a count")
+    check_equal(np.array([1, 0], dtype=np.int8), np.array([1, 0]), "labels")
+    check_equal((2, 3), (2, 3), "a shape")
+    with pytest.raises(CheckFailed, match="wrong shape"):
+        check_equal(np.array([1, 0, 1]), np.array([1, 0]), "labels")
+
+
+def test_arrays_of_objects_are_refused():
+    with pytest.raises(CheckFailed, match="not an array of plain values"):
+        check_equal([AlwaysEqual(), AlwaysEqual()], np.array([1, 0]), "labels")
+
+
+def test_check_needs_a_real_true():
+    check(True, "fine")
+    check(np.bool_(True), "fine")
+    for truthy in (1, "yes", [0], AlwaysEqual()):
+        with pytest.raises(CheckFailed):
+            check(truthy, "must be True")
+
+
+def test_close_uses_tolerance_and_shape():
+    check_close(0.1 + 0.2, 0.3, "sum")
+    check_close([1.0, 2.0], np.array([1.0, 2.0 + 1e-9]), "vector")
+    with pytest.raises(CheckFailed, match="expected: 0.3"):
+        check_close(0.31, 0.3, "sum")
+    with pytest.raises(CheckFailed, match="wrong shape"):
+        check_close([1.0], [1.0, 2.0], "vector")
+
+
+def test_raises_and_succeeds():
+    error = check_raises(lambda: int("x"), ValueError, "parsing fails")
+    assert isinstance(error, ValueError)
+    with pytest.raises(CheckFailed, match="expected: 'a ValueError'"):
+        check_raises(lambda: 1, ValueError, "parsing fails")
+    assert check_succeeds(lambda: 7, "runs") == 7
+
+
+def test_succeeds_hides_the_error_message_which_may_quote_hidden_inputs():
+    def leaky():
+        raise KeyError("secret-hidden-input")
+
+    with pytest.raises(CheckFailed) as failure:
+        check_succeeds(leaky, "predicts new rows", "use handle_unknown='ignore'")
+    assert "KeyError" in str(failure.value)
+    assert "secret-hidden-input" not in str(failure.value)
+
+
+def test_type_failure_names_the_expected_types():
+    with pytest.raises(CheckFailed, match="expected: 'a ndarray or dict'"):
+        check_type([], (np.ndarray, dict), "result")
+
+
+def test_long_values_are_shortened():
+    assert len(shown(list(range(1000)))) <= 160

