@@ -1,10 +1,21 @@
 """nbgrader configuration for the course; nbgrader reads it from the folder it runs in.
 
 Run nbgrader from the repository root (`nbgrader generate_assignment 01-...`,
-`nbgrader autograde 01-...`). The course's own tools copy this file into scratch folders,
-so every path here is relative to the folder holding this file.
+`nbgrader autograde 01-...`, `nbgrader generate_feedback 01-...`). The course's own tools
+copy this file into scratch folders, so every path here is relative to this file.
+
+Grading is hardened (see docs/instructors.md): each submission's kernel runs in a
+bubblewrap sandbox with resource limits, test cells always come from the source, IPython
+hooks and patched comparison functions are undone before every test, a hung or dead kernel
+costs only the cells that did not run, and feedback never shows hidden tests.
 """
 import os
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades,
+                                    IgnorePattern, LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
+
+from course.preprocessors import HardenedExecute, HideHiddenTests, RestoreTestCells
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
@@ -16,6 +27,29 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
+# ---- autograding ------------------------------------------------------------------------
+c.Autograde.exporter_class = "course.preprocessors.TolerantNotebookExporter"
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreTestCells, OverwriteCells, CheckCellMetadata,
+]
+c.Autograde.autograde_preprocessors = [
+    HardenedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,
+    CheckCellMetadata,
+]
 # Every test cell finishes in seconds on a 2-core machine; 60 s leaves room for a slow laptop.
-c.Execute.timeout = 60
-c.Execute.interrupt_on_timeout = True
+c.HardenedExecute.timeout = 60
+c.HardenedExecute.interrupt_on_timeout = True
+c.HardenedExecute.interrupt_grace_seconds = 10
+c.HardenedExecute.max_output_bytes = 1_000_000
+c.HardenedExecute.kernel_manager_class = "course.sandbox.SandboxedKernelManager"
+
+# The sandbox of each kernel (course/sandbox.py). Pass
+# --SandboxedKernelManager.unsafe_no_sandbox=True only to grade notebooks you trust.
+c.SandboxedKernelManager.memory_mb = 3072     # address space; MiniLM notebooks peak near 1 GB resident
+c.SandboxedKernelManager.cpu_seconds = 600
+c.SandboxedKernelManager.processes = 256      # processes and threads of the sandbox's uid
+c.SandboxedKernelManager.file_mb = 64
+c.SandboxedKernelManager.tmp_mb = 256
+
+# ---- feedback: outcomes and messages, never hidden tests -------------------------------
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -11,11 +11,19 @@ object whose ``__eq__`` always answers True does not pass.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable
 
 import numpy as np
+from pandas.errors import PandasChangeWarning
 
 MAX_SHOWN = 160
+
+# Notices that a library will change some day reach stderr, which nbgrader scores as a failed
+# test, and they are not the student's mistake: the notebooks' setup cells import this module,
+# so they are silenced for the whole notebook.
+warnings.filterwarnings("ignore", category=PandasChangeWarning)
+warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 class CheckFailed(AssertionError):
