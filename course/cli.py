@@ -39,13 +39,30 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_grade(args) -> int:
-    from course.grading import grade_class, grades_table, write_grades_csv
+    from course.grading import exercise_table, grade_class
 
-    grades = {assignment: grade_class(args.root, assignment, args.jobs) for assignment in resolve(args.root, args.assignments)}
-    csv_path = args.root / "grades.csv"
-    write_grades_csv(grades, csv_path)
-    print(grades_table(grades))
-    print(f"\nautograded notebooks in {args.root / 'autograded'}; grades in {csv_path}")
+    grades = {}
+    for assignment in resolve(args.root, args.assignments):
+        grades[assignment] = grade_class(args.root, assignment, args.jobs, progress=True, unsafe_no_sandbox=args.unsafe_no_sandbox)
+        print(f"\n{assignment}: per exercise\n{exercise_table(args.root, assignment, grades[assignment])}")
+    return _report_grades(grades, args.root)
+
+
+def _report_grades(grades, folder: Path) -> int:
+    """Print the class table and where results are; exit 3 when a submission needs a person's attention."""
+    from course.grading import grades_table, write_grades_csv
+
+    write_grades_csv(grades, folder / "grades.csv")
+    print("\n" + grades_table(grades))
+    print(f"\ngradebook: {folder / 'gradebook.db'}; autograded notebooks: {folder / 'autograded'}; "
+          f"feedback: {folder / 'feedback'}; grades: {folder / 'grades.csv'}")
+    flagged = [(assignment, graded) for assignment, results in sorted(grades.items())
+               for graded in results.values() if graded.attention]
+    if flagged:
+        print("\nneeds a person's attention (marked ! above):")
+        for assignment, graded in flagged:
+            print(f"  {graded.student} / {assignment}: " + "; ".join(graded.attention))
+        return 3
     return 0
 
 
@@ -66,7 +83,7 @@ def _cmd_bench(args) -> int:
 def _cmd_demo(args) -> int:
     from course.build import build
     from course.demo import make_class, prepare_folder
-    from course.grading import grade_class, grades_table, write_grades_csv
+    from course.grading import grade_class
 
     assignments = resolve(args.root, args.assignments)
     build(args.root, assignments)
@@ -76,11 +93,9 @@ def _cmd_demo(args) -> int:
     grades = {}
     for assignment in assignments:
         students = make_class(args.root, assignment, folder)
-        print(f"grading {len(students)} demo submissions of {assignment} with {args.jobs} parallel nbgrader processes...", flush=True)
-        grades[assignment] = grade_class(folder, assignment, args.jobs)
-    write_grades_csv(grades, folder / "grades.csv")
-    print("\n" + grades_table(grades))
-    print(f"\ndemo class, autograded notebooks and grades.csv are in {folder}")
+        print(f"grading {len(students)} demo submissions of {assignment} with {args.jobs} parallel nbgrader processes", flush=True)
+        grades[assignment] = grade_class(folder, assignment, args.jobs, progress=True)
+    _report_grades(grades, folder)
     return 0
 
 
@@ -101,9 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--jobs", **jobs)
     verify.set_defaults(run=_cmd_verify)
 
-    grade = commands.add_parser("grade", help="autograde submitted/ in parallel; write autograded/ and grades.csv")
+    grade = commands.add_parser("grade", help="autograde submitted/ in parallel, sandboxed; write the gradebook, "
+                                "autograded/, feedback/ and grades.csv; exit 3 if a submission needs attention")
     grade.add_argument("assignments", nargs="+", metavar="ASSIGNMENT", help="assignment ids or numbers")
     grade.add_argument("--jobs", **jobs)
+    grade.add_argument("--unsafe-no-sandbox", action="store_true",
+                       help="grade without the bubblewrap sandbox (only for notebooks you trust)")
     grade.set_defaults(run=_cmd_grade)
 
     bench = commands.add_parser("bench", help="time and memory of each solved notebook in a fresh kernel")

@@ -1,27 +1,38 @@
-"""Grade notebooks with the real ``nbgrader autograde``, several at once.
+"""Grade a class with the real ``nbgrader autograde``, several students at once.
 
-nbgrader grades one submission after another. To use every core, the submissions are
-split into groups and each group is graded by its own ``nbgrader autograde`` process in
-its own scratch copy of the course (the assignment's source, the release, a gradebook
-and this repository's ``nbgrader_config.py``); scores are then read back from each
-scratch gradebook with nbgrader's own API.
+nbgrader grades one submission after another. ``autograde_class`` splits the students into
+groups and runs one ``nbgrader autograde`` (and ``nbgrader generate_feedback``) per group,
+``jobs`` groups at a time, all in the same course folder and gradebook; each process
+leaves out the other groups' students (``CourseDirectory.student_id_exclude``). The course's
+``nbgrader_config.py`` applies to every process, so grading is sandboxed and hardened
+exactly as plain ``nbgrader autograde`` is. Scores are read back with nbgrader's API.
+
+``course grade`` grades the course folder itself; ``course verify`` and ``course demo``
+grade in a scratch copy made by ``prepare_course``.
 """
 from __future__ import annotations
 
+import csv
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import nbformat
 
-from course.assignments import is_autograded_test, nbgrader_meta
+from course.assignments import CourseLayoutError, exercises, is_autograded_test, nbgrader_meta, notebook_path, read_notebook
+from course.preprocessors import INCIDENT_KEY, TAMPERING_KEY
 
 NBGRADER = [sys.executable, "-m", "nbgrader"]
+STUDENT_DONE = re.compile(r"Setting destination file permissions|There was an error processing assignment")
 
 
 class GradingError(RuntimeError):
@@ -30,12 +41,13 @@ class GradingError(RuntimeError):
 
 @dataclass
 class GradedSubmission:
-    """The outcome of autograding one student's notebook."""
+    """The outcome of autograding one student's notebook, and anything a person should look at."""
 
     student: str
     scores: dict[str, float] = field(default_factory=dict)
     max_scores: dict[str, float] = field(default_factory=dict)
     notebook: nbformat.NotebookNode | None = None
+    attention: list[str] = field(default_factory=list)
 
     @property
     def score(self) -> float:
@@ -68,85 +80,6 @@ class GradedSubmission:
         ]
 
 
-def run_nbgrader(args: list[str], course_dir: Path) -> None:
-    """Run ``nbgrader ARGS`` in ``course_dir``; raise GradingError with its log when it fails."""
-    result = subprocess.run(NBGRADER + args, cwd=course_dir, capture_output=True, text=True, env=nbgrader_env())
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-25:])
-        raise GradingError(f"`nbgrader {' '.join(args)}` failed in {course_dir} (exit {result.returncode}):\n{tail}")
-
-
-def prepare_course(root: Path, assignment: str, folder: Path) -> Path:
-    """Make ``folder`` a minimal course for ``assignment``: config, source, release and gradebook."""
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(root / "nbgrader_config.py", folder / "nbgrader_config.py")
-    shutil.copytree(root / "source" / assignment, folder / "source" / assignment, dirs_exist_ok=True)
-    run_nbgrader(["generate_assignment", assignment, "--force"], folder)
-    return folder
-
-
-def autograde(root: Path, assignment: str, submissions: dict[str, nbformat.NotebookNode], jobs: int = 1,
-              keep_in: Path | None = None) -> dict[str, GradedSubmission]:
-    """Autograde ``submissions`` (student id -> notebook) of ``assignment`` with up to ``jobs`` nbgrader processes.
-
-    Returns each student's scores per test cell and autograded notebook. When ``keep_in`` is
-    given, the autograded notebooks are also copied to ``keep_in/<student>/<assignment>/``.
-    """
-    with tempfile.TemporaryDirectory(prefix=f"grade-{assignment}-") as scratch:
-        base = prepare_course(root, assignment, Path(scratch) / "base")
-        students = sorted(submissions)
-        groups = [students[i::jobs] for i in range(max(1, min(jobs, len(students))))]
-        folders = []
-        for number, group in enumerate(groups):
-            folder = Path(scratch) / f"group{number}"
-            shutil.copytree(base, folder)
-            for student in group:
-                target = folder / "submitted" / student / assignment / f"{assignment}.ipynb"
-                target.parent.mkdir(parents=True)
-                nbformat.write(submissions[student], target)
-            folders.append(folder)
-        with ThreadPoolExecutor(len(folders)) as pool:
-            list(pool.map(lambda f: run_nbgrader(["autograde", assignment, "--force"], f), folders))
-        results: dict[str, GradedSubmission] = {}
-        for folder, group in zip(folders, groups):
-            results.update(_read_results(folder, assignment, group))
-            if keep_in is not None:
-                for student in group:
-                    shutil.copytree(folder / "autograded" / student / assignment, keep_in / student / assignment, dirs_exist_ok=True)
-        return results
-
-
-def _read_results(folder: Path, assignment: str, students: list[str]) -> dict[str, GradedSubmission]:
-    from nbgrader.api import Gradebook, MissingEntry
-
-    results = {}
-    with Gradebook(f"sqlite:///{folder / 'gradebook.db'}") as gradebook:
-        for student in students:
-            graded = GradedSubmission(student)
-            try:
-                notebook = gradebook.find_submission_notebook(assignment, assignment, student)
-            except MissingEntry:
-                results[student] = graded
-                continue
-            for grade in notebook.grades:
-                if grade.auto_score is not None and grade.cell_type == "code" and grade.max_score > 0:
-                    graded.scores[grade.name] = float(grade.score)
-                    graded.max_scores[grade.name] = float(grade.max_score)
-            path = folder / "autograded" / student / assignment / f"{assignment}.ipynb"
-            if path.is_file():
-                graded.notebook = nbformat.read(path, as_version=4)
-            results[student] = graded
-    return results
-
-
-def _output_text(output) -> str:
-    if output.output_type == "stream":
-        return output.text
-    if output.output_type == "error":
-        return "\n".join([f"{output.ename}: {output.evalue}", *output.traceback])
-    return str(output.get("data", {}).get("text/plain", ""))
-
-
 def nbgrader_env() -> dict[str, str]:
     """The environment nbgrader runs in: this Python's scripts first on PATH (nbgrader calls
     ``alembic`` by name), and one BLAS thread per kernel."""
@@ -159,38 +92,164 @@ def nbgrader_env() -> dict[str, str]:
     return env
 
 
-def submitted_notebooks(root: Path, assignment: str) -> dict[str, nbformat.NotebookNode]:
-    """Every student's submitted notebook of ``assignment``, from ``root/submitted/<student>/<assignment>/``."""
-    from course.assignments import read_notebook
+def run_nbgrader(args: list[str], course_dir: Path, on_line: Callable[[str], None] | None = None) -> tuple[int, str]:
+    """Run ``nbgrader ARGS`` in ``course_dir``; returns its exit code and log, calling ``on_line`` for each log line."""
+    process = subprocess.Popen(NBGRADER + args, cwd=course_dir, env=nbgrader_env(), text=True,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if on_line:
+            on_line(line)
+    return process.wait(), "".join(lines)
 
-    return {path.parent.parent.name: read_notebook(path)
-            for path in sorted((root / "submitted").glob(f"*/{assignment}/{assignment}.ipynb"))}
+
+def run_nbgrader_checked(args: list[str], course_dir: Path) -> str:
+    """Run ``nbgrader ARGS`` in ``course_dir``; raise GradingError with the end of its log when it fails."""
+    code, log = run_nbgrader(args, course_dir)
+    if code != 0:
+        tail = "\n".join(log.splitlines()[-25:])
+        raise GradingError(f"`nbgrader {' '.join(args)}` failed in {course_dir} (exit {code}):\n{tail}")
+    return log
 
 
-def grade_class(root: Path, assignment: str, jobs: int) -> dict[str, GradedSubmission]:
-    """Autograde every submission of ``assignment`` in ``root/submitted``; autograded notebooks go to ``root/autograded``."""
-    submissions = submitted_notebooks(root, assignment)
-    if not submissions:
-        raise GradingError(f"no submissions of {assignment} in {root / 'submitted'} (expected submitted/<student>/{assignment}/{assignment}.ipynb)")
-    return autograde(root, assignment, submissions, jobs=jobs, keep_in=root / "autograded")
+def prepare_course(root: Path, assignment: str, folder: Path) -> Path:
+    """Make ``folder`` a minimal course for ``assignment``: config, source, release and gradebook."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(root / "nbgrader_config.py", folder / "nbgrader_config.py")
+    shutil.copytree(root / "source" / assignment, folder / "source" / assignment, dirs_exist_ok=True)
+    run_nbgrader_checked(["generate_assignment", assignment, "--force"], folder)
+    return folder
+
+
+def autograde_class(course_dir: Path, assignment: str, students: list[str], jobs: int, *, feedback: bool = True,
+                    nbgrader_args: tuple[str, ...] = (),
+                    on_student_done: Callable[[], None] | None = None) -> dict[str, GradedSubmission]:
+    """Autograde (and give feedback to) ``students`` of ``assignment`` in ``course_dir``, ``jobs`` nbgrader processes at a time.
+
+    The assignment must already be in the folder's gradebook (``nbgrader generate_assignment``).
+    Every student gets a result: one nbgrader could not grade scores 0 and says why in ``attention``.
+    """
+    if not students:
+        return {}
+    size = max(1, math.ceil(len(students) / (2 * jobs)))  # two groups per process slot balances uneven notebooks
+    groups = [students[i:i + size] for i in range(0, len(students), size)]
+    logs: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def grade_group(group: list[str]) -> None:
+        others = ",".join(s for s in students if s not in group)
+        select = [*nbgrader_args, *([f"--CourseDirectory.student_id_exclude={others}"] if others else [])]
+
+        def tick(line: str) -> None:
+            if on_student_done and STUDENT_DONE.search(line):
+                with lock:
+                    on_student_done()
+
+        code, log = run_nbgrader(["autograde", assignment, "--force", *select], course_dir, tick)
+        if feedback:
+            log += run_nbgrader(["generate_feedback", assignment, "--force", *select], course_dir)[1]
+        with lock:
+            logs.update({student: log for student in group})
+
+    with ThreadPoolExecutor(min(jobs, len(groups))) as pool:
+        list(pool.map(grade_group, groups))
+    return read_results(course_dir, assignment, students, logs)
+
+
+def read_results(course_dir: Path, assignment: str, students: list[str], logs: dict[str, str]) -> dict[str, GradedSubmission]:
+    """Each student's autograded scores from the gradebook, the autograded notebook, and what needs attention."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    results = {}
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gradebook:
+        max_scores = {cell.name: float(cell.max_score) for cell in gradebook.find_notebook(assignment, assignment).grade_cells
+                      if cell.cell_type == "code"}
+        for student in students:
+            graded = GradedSubmission(student, max_scores=dict(max_scores))
+            path = course_dir / "autograded" / student / assignment / f"{assignment}.ipynb"
+            try:
+                notebook = gradebook.find_submission_notebook(assignment, assignment, student)
+                graded.scores = {g.name: float(g.score) for g in notebook.grades if g.name in max_scores}
+            except MissingEntry:
+                pass
+            if not path.is_file() or len(graded.scores) < len(max_scores):
+                graded.scores = {name: 0.0 for name in max_scores}
+                graded.attention.append(f"nbgrader could not grade this submission: {_log_excerpt(logs.get(student, ''), student)}")
+            else:
+                graded.notebook = nbformat.read(path, as_version=4)
+                if incident := graded.notebook.metadata.get(INCIDENT_KEY):
+                    graded.attention.append(incident)
+                if tampering := graded.notebook.metadata.get(TAMPERING_KEY):
+                    graded.attention.append("the submission changed the grading environment: " + "; ".join(tampering))
+            results[student] = graded
+    return results
+
+
+def autograde(root: Path, assignment: str, submissions: dict[str, nbformat.NotebookNode], jobs: int = 1) -> dict[str, GradedSubmission]:
+    """Autograde ``submissions`` (student id -> notebook) in a scratch copy of the course, without feedback."""
+    with tempfile.TemporaryDirectory(prefix=f"grade-{assignment}-") as scratch:
+        folder = prepare_course(root, assignment, Path(scratch) / "course")
+        for student, notebook in submissions.items():
+            target = folder / "submitted" / student / assignment / f"{assignment}.ipynb"
+            target.parent.mkdir(parents=True)
+            nbformat.write(notebook, target)
+        return autograde_class(folder, assignment, sorted(submissions), jobs, feedback=False)
+
+
+def submitted_students(course_dir: Path, assignment: str) -> list[str]:
+    """Students with a folder for ``assignment`` in ``course_dir/submitted``."""
+    return sorted(path.parent.name for path in (course_dir / "submitted").glob(f"*/{assignment}") if path.is_dir())
+
+
+def grade_class(course_dir: Path, assignment: str, jobs: int, *, progress: bool = False,
+                unsafe_no_sandbox: bool = False) -> dict[str, GradedSubmission]:
+    """``course grade``: autograde every submission of ``assignment`` in ``course_dir`` and write feedback.
+
+    Registers the assignment in the gradebook first (``nbgrader generate_assignment``), so a
+    fresh course folder works; results land in ``gradebook.db``, ``autograded/`` and ``feedback/``.
+    Refuses to start without a working sandbox unless ``unsafe_no_sandbox``.
+    """
+    from course.sandbox import sandbox_problem
+
+    if not unsafe_no_sandbox and (problem := sandbox_problem()):
+        raise GradingError(f"refusing to grade without a sandbox: {problem}. "
+                           "To grade notebooks you trust unconfined, pass --unsafe-no-sandbox.")
+    students = submitted_students(course_dir, assignment)
+    if not students:
+        raise GradingError(f"no submissions of {assignment} in {course_dir / 'submitted'} "
+                           f"(expected submitted/<student>/{assignment}/{assignment}.ipynb)")
+    run_nbgrader_checked(["generate_assignment", assignment, "--force"], course_dir)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(students), desc=f"grading {assignment}", unit="student", file=sys.stderr)
+    try:
+        unsafe = ("--SandboxedKernelManager.unsafe_no_sandbox=True",) if unsafe_no_sandbox else ()
+        return autograde_class(course_dir, assignment, students, jobs, nbgrader_args=unsafe,
+                               on_student_done=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
 
 
 def write_grades_csv(grades: dict[str, dict[str, GradedSubmission]], path: Path) -> None:
-    """Write one row per student and assignment: total, maximum and the score of every test cell."""
-    import csv
-
+    """Write one row per student and assignment: total, maximum, what needs attention and each test cell's score."""
     test_ids = sorted({test_id for results in grades.values() for graded in results.values() for test_id in graded.max_scores})
-    with path.open("w", newline="") as handle:
+    partial = path.with_suffix(".csv.partial")
+    with partial.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", "assignment", "score", "max_score", *test_ids])
+        writer.writerow(["student", "assignment", "score", "max_score", "needs_attention", *test_ids])
         for assignment, results in sorted(grades.items()):
             for student, graded in sorted(results.items()):
-                writer.writerow([student, assignment, f"{graded.score:g}", f"{graded.max_score:g}",
+                writer.writerow([student, assignment, f"{graded.score:g}", f"{graded.max_score:g}", " | ".join(graded.attention),
                                  *(f"{graded.scores[t]:g}" if t in graded.scores else "" for t in test_ids)])
+    partial.replace(path)
 
 
 def grades_table(grades: dict[str, dict[str, GradedSubmission]]) -> str:
-    """A plain-text table of each student's autograded score per assignment."""
+    """A plain-text table of each student's autograded score per assignment, marking who needs attention."""
     assignments = sorted(grades)
     students = sorted({student for results in grades.values() for student in results})
     width = max([len("student"), *map(len, students)])
@@ -199,6 +258,35 @@ def grades_table(grades: dict[str, dict[str, GradedSubmission]]) -> str:
         cells = []
         for assignment in assignments:
             graded = grades[assignment].get(student)
-            cells.append(f"  {(f'{graded.score:g}/{graded.max_score:g}' if graded else '-'):>24}")
+            text = f"{graded.score:g}/{graded.max_score:g}{' !' if graded.attention else ''}" if graded else "-"
+            cells.append(f"  {text:>24}")
         lines.append(student.ljust(width) + "".join(cells))
     return "\n".join(lines)
+
+
+def exercise_table(course_dir: Path, assignment: str, results: dict[str, GradedSubmission]) -> str:
+    """Per exercise: the mean share of its points the class earned, and how many students earned them all."""
+    try:
+        exercise_list = exercises(read_notebook(notebook_path(course_dir, "source", assignment)))
+    except CourseLayoutError:
+        return ""
+    lines = [f"{'exercise':32}  {'mean':>6}  {'full marks':>10}"]
+    for exercise in exercise_list:
+        earned = [sum(g.scores.get(t, 0.0) for t in exercise.test_ids) for g in results.values()]
+        mean = sum(earned) / (len(earned) * exercise.points) if earned and exercise.points else 0.0
+        full = sum(score == exercise.points for score in earned)
+        lines.append(f"{exercise.grade_id[:32]:32}  {mean:>6.0%}  {full:>5}/{len(earned):<4}")
+    return "\n".join(lines)
+
+
+def _log_excerpt(log: str, student: str) -> str:
+    relevant = [line for line in log.splitlines() if student in line or "Error" in line or "error" in line]
+    return " / ".join(line.strip() for line in relevant[-4:]) or "see nbgrader's log"
+
+
+def _output_text(output) -> str:
+    if output.output_type == "stream":
+        return output.text
+    if output.output_type == "error":
+        return "\n".join([f"{output.ename}: {output.evalue}", *output.traceback])
+    return str(output.get("data", {}).get("text/plain", ""))

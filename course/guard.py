@@ -1,11 +1,10 @@
 """Kernel-side protection of test cells, run inside the grading kernel.
 
-The grader calls ``install()`` as soon as the kernel starts, before any cell of the
-submission runs: it imports the libraries tests compare with and takes a snapshot of
-IPython's execution machinery (input and AST transformers, events, the shell's and the
-kernel's methods, tracebacks, trace hooks) and of the modules tests rely on (builtins,
-math, NumPy and its testing helpers, pandas' testing helpers, scikit-learn's metrics,
-``course.checks``). Before each test cell the grader calls ``restore()``, which puts every
+The grader calls ``install(modules)`` as soon as the kernel starts, before any cell of the
+submission runs: it imports the modules the tests use (``BASE_MODULES`` and those the
+assignment's setup and test cells import) and takes a snapshot of them and of IPython's
+execution machinery (input and AST transformers, events, the shell's and the kernel's
+methods, tracebacks, trace hooks). Before each test cell the grader calls ``restore()``, which puts every
 snapshotted object back and returns a description of each one the submission had changed,
 so an instructor can look. The grader calls both through ``user_expressions`` of an
 execute request, which IPython evaluates without passing them through input transformers.
@@ -22,8 +21,7 @@ import sys
 import threading
 import types
 
-GUARDED_MODULES = ["builtins", "math", "numpy", "numpy.testing", "pandas", "pandas.testing", "sklearn.metrics",
-                   "course.checks"]
+BASE_MODULES = ["builtins", "math", "numpy", "numpy.testing", "pandas", "pandas.testing", "course.checks"]
 SHELL_METHODS = ["run_cell", "run_cell_async", "_run_cell", "transform_cell", "transform_ast", "run_ast_nodes",
                  "run_code", "showtraceback", "_showtraceback", "showsyntaxerror", "should_run_async", "user_expressions"]
 KERNEL_METHODS = ["do_execute", "execute_request", "_publish_execute_input"]
@@ -42,16 +40,21 @@ def _class_attributes(classes, names):
     return {(cls, name): cls.__dict__[name] for cls in classes for name in names if name in cls.__dict__}
 
 
-def install() -> str:
-    """Import the guarded modules and snapshot the kernel's state; returns 'installed'."""
+def install(modules: list[str] = ()) -> str:
+    """Import ``BASE_MODULES`` and ``modules`` and snapshot them and the kernel's state; returns 'installed'."""
     global _snapshot
     shell = _shell()
-    for name in GUARDED_MODULES:
-        importlib.import_module(name)
+    guarded = []
+    for name in dict.fromkeys([*BASE_MODULES, *modules]):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a module the tests import but this environment lacks fails in the test itself
+            continue
+        guarded.append(name)
     manager = shell.input_transformer_manager
     _snapshot = {
-        "modules": {name: sys.modules[name] for name in GUARDED_MODULES},
-        "module_dicts": {name: dict(vars(sys.modules[name])) for name in GUARDED_MODULES},
+        "modules": {name: sys.modules[name] for name in guarded},
+        "module_dicts": {name: dict(vars(sys.modules[name])) for name in guarded},
         "class_attributes": {
             **_class_attributes(type(shell).__mro__, SHELL_METHODS),
             **_class_attributes(type(shell.kernel).__mro__, KERNEL_METHODS),

@@ -6,9 +6,10 @@
 - ``RestoreTestCells`` (before execution): the submission keeps only its answers; every
   test cell, read-only cell and graded cell comes from the gradebook's copy of the source,
   whether the student deleted it, edited it, stripped its metadata or forged a new one.
-- ``HardenedExecute`` (execution): the kernel runs in the sandbox; ``course.guard`` undoes
-  IPython hooks and patched comparison functions before every test cell and records what
-  it undid; output is capped; a cell that times out and ignores the interrupt, or a kernel
+- ``HardenedExecute`` (execution): the kernel runs in the sandbox; before every test cell
+  ``course.guard`` undoes IPython hooks and patched modules (recording what it undid) and
+  the read-only setup cells run again, so the names tests use (``check_equal``, ``np``, ...)
+  are the real ones whatever the submission rebound; output is capped; a cell that times out and ignores the interrupt, or a kernel
   that dies, ends execution with a readable error in every cell that did not run.
 - ``TolerantNotebookExporter`` (reading): a submission that is not a readable notebook is
   graded as an empty one (every test scores 0) with the reason recorded, instead of
@@ -24,8 +25,8 @@ import json
 import re
 
 import nbformat
-from jupyter_core.utils import ensure_async
-from nbclient.exceptions import DeadKernelError
+from jupyter_core.utils import ensure_async, run_sync
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbconvert.exporters import NotebookExporter
 from nbformat.notebooknode import NotebookNode
 from traitlets import Integer
@@ -54,6 +55,28 @@ def is_test_cell(cell) -> bool:
     """An autograded test cell: graded, not an answer, code."""
     meta = cell.get("metadata", {}).get("nbgrader", {})
     return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def is_setup_cell(cell) -> bool:
+    """A read-only code cell that is neither graded nor an answer: it sets up what the tests use."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and bool(meta.get("locked")) and not meta.get("grade") and not meta.get("solution")
+
+
+def imported_modules(sources: list[str]) -> list[str]:
+    """The modules that ``import`` statements in ``sources`` name (code that does not parse is skipped)."""
+    names = set()
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module)
+    return sorted(names)
 
 
 class RestoreTestCells(NbGraderPreprocessor):
@@ -114,17 +137,21 @@ class HardenedExecute(Execute):
 
     def preprocess(self, nb: NotebookNode, resources: dict, km=None):
         self._stopped: str | None = None
+        self._incidents: list[str] = []
         self._tampering: list[str] = []
         self._output_bytes = 0
+        self._setup_code = "\n".join(cell.source for cell in nb.cells if is_setup_cell(cell))
+        self._guarded = imported_modules([cell.source for cell in nb.cells if is_test_cell(cell) or is_setup_cell(cell)])
         nb, resources = super().preprocess(nb, resources, km=km)
         nb.metadata[TAMPERING_KEY] = sorted(set(self._tampering))
-        if self._stopped and INCIDENT_KEY not in nb.metadata:
-            nb.metadata[INCIDENT_KEY] = self._stopped
+        incidents = [*filter(None, [nb.metadata.get(INCIDENT_KEY)]), *self._incidents, *filter(None, [self._stopped])]
+        if incidents:
+            nb.metadata[INCIDENT_KEY] = "; ".join(dict.fromkeys(incidents))
         return nb, resources
 
     async def async_start_new_kernel_client(self):
         client = await super().async_start_new_kernel_client()
-        await self._guard("install")
+        await self._guard(f"install({self._guarded!r})")
         return client
 
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
@@ -134,7 +161,9 @@ class HardenedExecute(Execute):
             cell.outputs = [_error("NotRun", f"this cell did not run: {self._stopped}")]
             return cell
         if is_test_cell(cell):
-            self._tampering += await self._guard("restore")
+            self._tampering += await self._guard("restore()")
+            if self._setup_code and not self._stopped:
+                await self._run_quietly(self._setup_code)
             if self._stopped:
                 cell.outputs = [_error("NotRun", f"this cell did not run: {self._stopped}")]
                 return cell
@@ -145,15 +174,20 @@ class HardenedExecute(Execute):
             self._stopped = "the kernel died (it ran out of memory or CPU time, or the code ended the process)"
             cell.outputs.append(_error("KernelDied", self._stopped))
             return cell
+        except CellTimeoutError:
+            # After a kernel was shut down for ignoring an interrupt, its last output never arrives.
+            self._stopped = self._stopped or "a cell's output did not arrive in time, so the kernel was given up on"
+            cell.outputs.append(_error("Timeout", self._stopped))
+            return cell
 
-    async def _guard(self, action: str) -> list[str]:
-        """Call course.guard.<action>() in the kernel, outside IPython's input transformers."""
-        expression = f"__import__('course.guard', fromlist=['guard']).{action}()"
-        try:
-            msg_id = self.kc.execute("", silent=True, store_history=False, user_expressions={"guard": expression})
-            reply = await asyncio.wait_for(self._reply_to(msg_id), timeout=self.timeout or 60)
-        except (asyncio.TimeoutError, DeadKernelError):
-            self._stopped = "the kernel stopped responding"
+    # nbclient's blocking wrappers are bound to its own coroutines: bind them to these.
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
+    execute_cell = run_sync(async_execute_cell)
+
+    async def _guard(self, call: str) -> list[str]:
+        """Call ``course.guard.<call>`` in the kernel, outside IPython's input transformers."""
+        reply = await self._run_quietly("", {"guard": f"__import__('course.guard', fromlist=['guard']).{call}"})
+        if reply is None:
             return []
         result = reply["content"].get("user_expressions", {}).get("guard", {})
         if result.get("status") != "ok":
@@ -162,6 +196,15 @@ class HardenedExecute(Execute):
         value = ast.literal_eval(result["data"]["text/plain"])
         return value if isinstance(value, list) else []
 
+    async def _run_quietly(self, code: str, expressions: dict | None = None) -> dict | None:
+        """Execute ``code`` silently (no outputs recorded) and return the reply; None if the kernel stopped responding."""
+        try:
+            msg_id = self.kc.execute(code, silent=True, store_history=False, user_expressions=expressions or {})
+            return await asyncio.wait_for(self._reply_to(msg_id), timeout=self.timeout or 60)
+        except (asyncio.TimeoutError, DeadKernelError):
+            self._stopped = "the kernel stopped responding"
+            return None
+
     async def _reply_to(self, msg_id: str) -> dict:
         while True:
             msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=None))
@@ -169,6 +212,7 @@ class HardenedExecute(Execute):
                 return msg
 
     async def _async_handle_timeout(self, timeout, cell=None):
+        self._incidents.append(f"a cell ran longer than {timeout} s and was interrupted")
         reply = await super()._async_handle_timeout(timeout, cell)
         try:
             msg_id = self.kc.kernel_info()

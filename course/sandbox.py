@@ -12,7 +12,8 @@ network. ``SandboxedKernelManager`` starts the kernel with Debian's ``bwrap`` in
   a new PID namespace (every process of the submission dies with its kernel), a new
   session (no access to the instructor's terminal) and a clean environment;
 - ``prlimit`` caps address space, CPU time, processes and threads, file size and open
-  files; run as root, the kernel also drops to an unprivileged uid so those caps bind.
+  files; run as root, the kernel also drops to an unprivileged uid of its own, so those
+  caps bind and one submission's fork bomb cannot use up another's process allowance.
 
 nbgrader uses it through ``nbgrader_config.py`` (``Execute.kernel_manager_class``). Where
 bubblewrap is missing or cannot create namespaces, starting a kernel fails with a message
@@ -31,7 +32,7 @@ from pathlib import Path
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, Integer, List, Unicode
 
-SANDBOX_UID = 65534  # "nobody": the kernel's uid when grading runs as root
+SANDBOX_UID_BASE = 200_000  # grading as root, each kernel gets its own unprivileged uid above this
 SYSTEM_FOLDERS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc"]
 PASSED_ENVIRONMENT = ["LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                       "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"]
@@ -71,6 +72,15 @@ def readable_paths(extra: list[str]) -> list[Path]:
     return sorted(p for p in paths if not any(other != p and other in p.parents for other in paths))
 
 
+def sandbox_uid() -> int:
+    """The uid a kernel started by this process runs as, when grading as root.
+
+    One grading process runs one kernel at a time, so deriving the uid from the process id
+    keeps concurrent kernels apart (and their RLIMIT_NPROC allowances separate).
+    """
+    return SANDBOX_UID_BASE + os.getpid() % 100_000
+
+
 def sandbox_command(kernel_command: list[str], workdir: Path, runtime: Path, *, readable: list[Path], memory_mb: int,
                     cpu_seconds: int, processes: int, file_mb: int, tmp_mb: int) -> list[str]:
     """The bwrap + prlimit command that runs ``kernel_command`` confined, as described in the module docstring."""
@@ -108,7 +118,7 @@ def sandbox_command(kernel_command: list[str], workdir: Path, runtime: Path, *, 
         command += ["--setenv", name, value]
     command.append("--")
     if root:
-        command += ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
+        command += ["setpriv", f"--reuid={sandbox_uid()}", f"--regid={sandbox_uid()}", "--clear-groups",
                     "--inh-caps=-all", "--bounding-set=-all"]
     command += ["prlimit", f"--as={memory_mb * 2**20}", f"--cpu={cpu_seconds}", f"--nproc={processes}",
                 f"--fsize={file_mb * 2**20}", "--nofile=1024", "--core=0", *kernel_command]
@@ -156,7 +166,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         """Write the connection file, readable by the sandbox's uid when grading as root."""
         super().write_connection_file(**kwargs)
         if os.geteuid() == 0 and not self.unsafe_no_sandbox:
-            os.chown(self.connection_file, SANDBOX_UID, SANDBOX_UID)
+            os.chown(self.connection_file, sandbox_uid(), sandbox_uid())
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         """The command that starts the kernel: this Python's ipykernel, inside the sandbox."""
@@ -176,4 +186,4 @@ class SandboxedKernelManager(AsyncKernelManager):
 def _give_to_sandbox(folder: Path) -> None:
     """Let the sandbox's unprivileged uid write in ``folder`` (grading as root)."""
     for path in [folder, *folder.rglob("*")]:
-        os.chown(path, SANDBOX_UID, SANDBOX_UID, follow_symlinks=False)
+        os.chown(path, sandbox_uid(), sandbox_uid(), follow_symlinks=False)

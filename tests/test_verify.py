@@ -15,7 +15,7 @@ def test_a_release_showing_solution_lines_or_markers_is_caught(tiny_course):
     release = read_notebook(notebook_path(tiny_course, "release", TINY))
     assert leak_problems(source, release, "release") == []
     leaky = copy.deepcopy(release)
-    leaky.cells[3].source += "\ncheck_equal(add(-4, 10), 6, \"add(-4, 10)\", \"return the sum of the two arguments\")"
+    leaky.cells[3].source += "\ncheck_equal(add(-4, 10), 6, \"the sum of a negative and a positive number\", \"return the sum of the two arguments\")"
     leaky.cells[4].source += "\n### BEGIN SOLUTION"
     problems = leak_problems(source, leaky, "release")
     assert "release contains the marker 'BEGIN SOLUTION'" in problems
