@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import weakref
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
@@ -155,6 +156,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.kernel_spec.interrupt_mode = "message"
         self._workdir = Path(kw.get("cwd") or os.getcwd()).resolve()
         self._runtime = Path(tempfile.mkdtemp(prefix="course-kernel-"))
+        # Removed with this manager (or at exit) even when the kernel died and was never shut down.
+        weakref.finalize(self, shutil.rmtree, self._runtime, ignore_errors=True)
         self.connection_file = str(self._runtime / "kernel.json")
         self.ip = str(self._runtime / "ipc")
         if os.geteuid() == 0 and not self.unsafe_no_sandbox:
@@ -176,11 +179,6 @@ class SandboxedKernelManager(AsyncKernelManager):
         return sandbox_command(kernel, self._workdir, self._runtime, readable=readable_paths(self.extra_readable),
                                memory_mb=self.memory_mb, cpu_seconds=self.cpu_seconds, processes=self.processes,
                                file_mb=self.file_mb, tmp_mb=self.tmp_mb)
-
-    async def _async_cleanup_resources(self, restart: bool = False) -> None:
-        await super()._async_cleanup_resources(restart=restart)
-        if not restart and self._runtime is not None:
-            shutil.rmtree(self._runtime, ignore_errors=True)
 
 
 def _give_to_sandbox(folder: Path) -> None:
