@@ -10,6 +10,7 @@ import functools
 import gzip
 import hashlib
 import io
+import json
 from importlib import resources
 
 import pandas as pd
@@ -44,24 +45,27 @@ def _expected_hashes() -> dict[str, str]:
 def read_verified(name: str) -> bytes:
     """Return the original bytes of shipped file ``name`` (e.g. ``"adult.data"``), checked.
 
-    Raises DataIntegrityError, naming the file and the fix, when the archive is missing,
-    unreadable or its content does not match ``SHA256SUMS``.
+    The file is stored as ``course/datasets/<name>.gz`` (the UCI files) or as it is (the
+    course's own text sets). Raises DataIntegrityError, naming the file and the fix, when it
+    is missing, unreadable or its content does not match ``SHA256SUMS``.
     """
     expected = _expected_hashes().get(name)
     if expected is None:
         raise DataIntegrityError(f"{name!r} is not a data set the course ships; known: {sorted(_expected_hashes())}")
-    archive = _DATASETS / f"{name}.gz"
-    fix = f"restore it with `git checkout -- course/datasets/{name}.gz` or reinstall the course package"
+    archive, plain = _DATASETS / f"{name}.gz", _DATASETS / name
+    stored = archive if archive.is_file() or not plain.is_file() else plain
+    shown = f"course/datasets/{stored.name}"
+    fix = f"restore it with `git checkout -- {shown}` or reinstall the course package"
     try:
-        data = gzip.decompress(archive.read_bytes())
+        data = gzip.decompress(stored.read_bytes()) if stored is archive else stored.read_bytes()
     except FileNotFoundError:
-        raise DataIntegrityError(f"data file course/datasets/{name}.gz is missing: {fix}") from None
+        raise DataIntegrityError(f"data file {shown} is missing: {fix}") from None
     except (OSError, EOFError) as error:
-        raise DataIntegrityError(f"data file course/datasets/{name}.gz is not a readable gzip archive ({error}): {fix}") from None
+        raise DataIntegrityError(f"data file {shown} is not a readable gzip archive ({error}): {fix}") from None
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         raise DataIntegrityError(
-            f"data file course/datasets/{name}.gz fails its checksum (expected SHA-256 {expected}, "
+            f"data file {shown} fails its checksum (expected SHA-256 {expected}, "
             f"got {actual}): the file was damaged or edited; {fix}"
         )
     return data
@@ -118,3 +122,45 @@ def report_hours_per_month(features: pd.DataFrame) -> pd.DataFrame:
     shifted = features.copy()
     shifted["hours_per_week"] = (shifted["hours_per_week"] * 52 / 12).round().astype("int64")
     return shifted
+
+
+def load_knowledge_base() -> pd.DataFrame:
+    """The help centre of "Tallybook", a fictional invoicing app (course-written, notebook 07).
+
+    82 short articles, one a row, with columns ``id`` (``"KB-001"`` ...), ``title`` and
+    ``text``: the knowledge base that retrieval-augmented generation searches. Every value
+    is a string. Returns a new DataFrame each call.
+    """
+    return pd.read_csv(io.BytesIO(read_verified("knowledge_base.csv")), dtype=str, keep_default_na=False)
+
+
+def load_llm_responses() -> pd.DataFrame:
+    """Recorded raw answers of a large language model asked to triage tickets as JSON (notebook 07).
+
+    Course-written, one row per answer: ``id``, ``ticket`` (the customer's message), ``raw``
+    (the model's text, exactly as it came back: clean JSON, JSON in ``` fences or prose,
+    trailing commas, single quotes, missing fields, wrong types, cut-off output ...),
+    ``expected_ok``, ``expected_data`` (the validated dict, or None), ``expected_bad_fields``
+    (the schema fields at fault) and ``note``. ``attrs["task"]`` holds the instruction the
+    model was given and ``attrs["schema"]`` the field types it asked for, by name
+    (``{"category": "str", ...}``). Returns a new DataFrame each call.
+    """
+    recorded = json.loads(read_verified("llm_responses.json"))
+    frame = pd.DataFrame(recorded["responses"])
+    frame.attrs["task"] = recorded["task"]
+    frame.attrs["schema"] = dict(recorded["schema"])
+    return frame
+
+
+def load_support_tickets() -> pd.DataFrame:
+    """358 customer-support tickets the course wrote, for text classification and search.
+
+    Columns: ``ticket_id`` (``"T1001"``...), ``channel`` (email, web form or chat), ``text``
+    (the message as the customer typed it, typos and all) and ``category``, one of
+    ``billing``, ``account_access``, ``bug_report``, ``shipping``, ``feature_request`` and
+    ``privacy`` (a few tickets touch two topics; the label is the main request). The file,
+    ``course/datasets/support_tickets.csv``, is checked against its SHA-256 on every load.
+    Returns a new DataFrame each call (all columns are strings).
+    """
+    return pd.read_csv(io.BytesIO(read_verified("support_tickets.csv")), dtype=str, keep_default_na=False)
+

@@ -38,6 +38,16 @@ def test_german_credit_has_codes_and_target():
     assert german.loc[0, "checking_status"] == "A11"
 
 
+def test_course_written_text_sets_load_and_are_checked(damaged_datasets):
+    assert data.load_support_tickets()["category"].nunique() == 6
+    assert list(data.load_knowledge_base().columns) == ["id", "title", "text"]
+    assert set(data.load_llm_responses().attrs) == {"task", "schema"}
+    tickets = damaged_datasets / "support_tickets.csv"
+    tickets.write_text(tickets.read_text().replace("billing", "biling", 1))
+    with pytest.raises(data.DataIntegrityError, match=r"support_tickets\.csv fails its checksum"):
+        data.load_support_tickets()
+
+
 def test_readme_lists_every_checksum(repo):
     readme = (repo / "course" / "datasets" / "README.md").read_text()
     for digest in data._expected_hashes().values():
@@ -46,7 +56,8 @@ def test_readme_lists_every_checksum(repo):
 
 @pytest.fixture
 def damaged_datasets(tmp_path, monkeypatch):
-    for name in ("SHA256SUMS", "adult.data.gz", "adult.test.gz", "german.data.gz"):
+    for name in ("SHA256SUMS", "adult.data.gz", "adult.test.gz", "german.data.gz",
+                 "support_tickets.csv", "knowledge_base.csv", "llm_responses.json"):
         (tmp_path / name).write_bytes((data._DATASETS / name).read_bytes())
     monkeypatch.setattr(data, "_DATASETS", tmp_path)
     data._adult_frame.cache_clear()
