@@ -1,8 +1,12 @@
-"""``course bench``: how long each solved notebook takes, and how much memory, in a fresh kernel.
+"""``course bench``: what notebooks and grading cost.
 
-Each notebook runs in its own child process, which starts a fresh kernel through nbclient,
-so the peak resident memory of the kernel can be read from the child's rusage once the
-kernel has exited. Budgets come from the course design: Binder gives 1 CPU and 2 GB.
+- ``measure``: each solved notebook's wall time and peak memory in a fresh kernel. Each runs
+  in its own child process, which starts the kernel through nbclient, so the kernel's peak
+  resident memory can be read from the child's rusage once the kernel has exited. Budgets
+  come from the course design: Binder gives 1 CPU and 2 GB.
+- ``measure_grading``: a made-up class graded three ways (serial, unhardened nbgrader as
+  shipped; the course's parallel, sandboxed grading; the same without the sandbox), against
+  the sum of executing each submission alone.
 """
 from __future__ import annotations
 
@@ -11,11 +15,21 @@ import multiprocessing
 import os
 import platform
 import resource
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from course.assignments import notebook_path
+from course.demo import class_notebooks, write_submissions
+from course.grading import autograde_class, nbgrader_env, run_nbgrader_checked
+
+VANILLA_CONFIG = """c = get_config()
+c.CourseDirectory.course_id = "bench"
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "mutants.toml"]
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}
+c.Execute.timeout = 60
+"""
 
 BUDGET_SECONDS = 60.0
 BUDGET_MB = 1536.0
@@ -80,3 +94,92 @@ def write_report(measurements: list[Measurement], path: Path) -> None:
         f"Measured {datetime.date.today().isoformat()} on {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.machine()}.\n\n" + table(measurements) + "\n\nRerun: `course bench` (or `make bench`).\n"
     )
+
+
+@dataclass(frozen=True)
+class GradingMeasurement:
+    """Wall times of grading one class, and the ratios the course promises."""
+
+    assignment: str
+    students: int
+    jobs: int
+    vanilla_serial: float
+    hardened: float
+    unsandboxed: float
+    executions: float
+
+    @property
+    def speedup(self) -> float:
+        """How many times faster than serial, unhardened nbgrader (goal: at least 1.8 with 2 jobs)."""
+        return self.vanilla_serial / self.hardened
+
+    @property
+    def sandbox_overhead(self) -> float:
+        """Extra time the sandbox costs, as a fraction (goal: at most 0.10)."""
+        return self.hardened / self.unsandboxed - 1
+
+    @property
+    def efficiency(self) -> float:
+        """Grading time over the ideal, the summed single executions spread over the jobs (goal: at most 1.15)."""
+        return self.hardened / (self.executions / self.jobs)
+
+    def report(self) -> str:
+        """The measurement as a Markdown section."""
+        return (
+            f"## Grading a class: {self.students} submissions of {self.assignment}, {self.jobs} jobs\n\n"
+            "| what | wall time (s) |\n|---|---:|\n"
+            f"| nbgrader autograde, serial, as shipped (no sandbox, no hardening) | {self.vanilla_serial:.1f} |\n"
+            f"| course grading, {self.jobs} parallel nbgrader processes, sandboxed and hardened | {self.hardened:.1f} |\n"
+            f"| the same without the sandbox | {self.unsandboxed:.1f} |\n"
+            f"| each submission executed alone in a fresh kernel, summed | {self.executions:.1f} |\n\n"
+            f"- speed-up over serial nbgrader: **{self.speedup:.2f}x** (goal ≥ 1.8x)\n"
+            f"- sandbox overhead: **{self.sandbox_overhead:+.1%}** (goal ≤ +10%)\n"
+            f"- grading time / (summed executions / jobs): **{self.efficiency:.2f}** (goal ≤ 1.15)\n"
+        )
+
+
+def measure_grading(root: Path, assignment: str, students: int = 30, jobs: int = 2) -> GradingMeasurement:
+    """Grade a made-up class of ``students`` submissions of ``assignment`` each way and time it."""
+    import tempfile
+
+    notebooks = class_notebooks(root, assignment, students)
+    # The kernels nbgrader starts use one BLAS thread (course.grading.nbgrader_env); so do these.
+    os.environ.update({name: nbgrader_env()[name] for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+    with tempfile.TemporaryDirectory(prefix="bench-grading-") as scratch:
+        def course_folder(name: str, config: str | None = None) -> Path:
+            folder = Path(scratch) / name
+            (folder / "source").mkdir(parents=True)
+            shutil.copytree(root / "source" / assignment, folder / "source" / assignment)
+            if config is None:
+                shutil.copy2(root / "nbgrader_config.py", folder / "nbgrader_config.py")
+            else:
+                (folder / "nbgrader_config.py").write_text(config)
+            run_nbgrader_checked(["generate_assignment", assignment, "--force"], folder)
+            return folder
+
+        def timed(action) -> float:
+            start = time.perf_counter()
+            action()
+            return time.perf_counter() - start
+
+        vanilla = course_folder("vanilla", VANILLA_CONFIG)
+        write_submissions(vanilla, assignment, notebooks)
+        vanilla_serial = timed(lambda: run_nbgrader_checked(["autograde", assignment, "--force"], vanilla))
+        timings = {}
+        for name, extra in (("hardened", ()), ("unsandboxed", ("--SandboxedKernelManager.unsafe_no_sandbox=True",))):
+            folder = course_folder(name)
+            ids = write_submissions(folder, assignment, notebooks)
+            timings[name] = timed(lambda: autograde_class(folder, assignment, ids, jobs, feedback=False, nbgrader_args=extra))
+        executions = sum(_execution_seconds(notebook, Path(scratch)) for notebook in notebooks.values())
+    return GradingMeasurement(assignment, students, jobs, vanilla_serial, timings["hardened"], timings["unsandboxed"], executions)
+
+
+def _execution_seconds(notebook, folder: Path) -> float:
+    import copy
+
+    from nbclient import NotebookClient
+
+    start = time.perf_counter()
+    NotebookClient(copy.deepcopy(notebook), timeout=600, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    return time.perf_counter() - start

@@ -10,7 +10,9 @@ object whose ``__eq__`` always answers True does not pass.
 """
 from __future__ import annotations
 
+import inspect
 import math
+import sys
 import warnings
 from typing import Any, Callable
 
@@ -109,7 +111,8 @@ def check_raises(action: Callable[[], Any], error: type[BaseException], what: st
     except error as raised:
         return raised
     except Exception as other:  # noqa: BLE001 - any other error is the wrong answer, reported below
-        fail(what, f"a {error.__name__}", f"a {type(other).__name__}: {other}", hint)
+        # Only the type: the message of the student's error could quote a hidden test's input.
+        fail(what, f"a {error.__name__}", f"a {type(other).__name__}", hint)
     fail(what, f"a {error.__name__}", "no error", hint)
 
 
@@ -123,6 +126,40 @@ def check_succeeds(action: Callable[[], Any], what: str, hint: str = "") -> Any:
         return action()
     except Exception as error:  # noqa: BLE001 - any error is the wrong answer being reported
         fail(what, hint=f"{hint} (your code raised {type(error).__name__})".strip(), show_values=False)
+
+
+def check_does_not_call(action: Callable[[], Any], forbidden: dict[str, Callable], what: str, hint: str = "") -> Any:
+    """Call ``action()`` and return its result; fail if it called any of ``forbidden`` (name -> function), even indirectly.
+
+    For exercises that ask the student to write something a library already does: the test
+    calls the student's function through this check, with the library's functions forbidden.
+    """
+    __tracebackhide__ = True
+    python_functions = {}
+    other_functions = {}
+    for name, function in forbidden.items():
+        code = getattr(inspect.unwrap(function), "__code__", None)
+        if code is not None:
+            python_functions[code] = name
+        else:
+            other_functions[id(function)] = name
+    called: set[str] = set()
+
+    def watch(frame, event, arg):
+        if event == "call" and frame.f_code in python_functions:
+            called.add(python_functions[frame.f_code])
+        elif event == "c_call" and id(arg) in other_functions:
+            called.add(other_functions[id(arg)])
+
+    previous = sys.getprofile()
+    sys.setprofile(watch)
+    try:
+        result = action()
+    finally:
+        sys.setprofile(previous)
+    if called:
+        fail(what, hint=f"{hint} (your code called {', '.join(sorted(called))})".strip(), show_values=False)
+    return result
 
 
 def passed(name: str) -> None:

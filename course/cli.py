@@ -67,8 +67,17 @@ def _report_grades(grades, folder: Path) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from course.bench import measure, table, write_report
+    from course.bench import measure, measure_grading, table, write_report
 
+    if args.grading:
+        assignment = resolve(args.root, [args.grading])[0]
+        report = measure_grading(args.root, assignment, students=args.students, jobs=args.jobs).report()
+        print(report)
+        if args.write:
+            (args.root / "docs" / "benchmarks-grading.md").write_text(
+                "# Benchmark: grading a class\n\nMeasured by `course bench --grading "
+                f"{args.grading} --students {args.students} --jobs {args.jobs}` on {os.cpu_count()} cores.\n\n{report}")
+        return 0
     measurements = []
     for assignment in resolve(args.root, args.assignments):
         measurements.append(measure(args.root, assignment))
@@ -126,7 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="time and memory of each solved notebook in a fresh kernel")
     bench.add_argument("assignments", **names)
-    bench.add_argument("--no-write", dest="write", action="store_false", help="do not rewrite docs/benchmarks.md")
+    bench.add_argument("--no-write", dest="write", action="store_false", help="do not rewrite the report in docs/")
+    bench.add_argument("--grading", metavar="ASSIGNMENT",
+                       help="instead, time grading a made-up class of this assignment (docs/benchmarks-grading.md)")
+    bench.add_argument("--students", type=int, default=30, help="class size for --grading (default: 30)")
+    bench.add_argument("--jobs", **jobs)
     bench.set_defaults(run=_cmd_bench)
 
     demo = commands.add_parser("demo", help="build the release, grade a generated demo class and print the grades")

@@ -16,17 +16,31 @@ from course.assignments import notebook_path, read_notebook
 from course.mutants import apply_batch, batches, load_mutants, mutants_path
 
 
-def make_class(root: Path, assignment: str, folder: Path) -> list[str]:
-    """Write a demo class for ``assignment`` into the course folder ``folder``; returns the student ids."""
+def class_notebooks(root: Path, assignment: str, size: int | None = None) -> dict[str, nbformat.NotebookNode]:
+    """Submissions of a made-up class: perfect, blank and partial students (``size`` of them, cycling, if given)."""
     source = read_notebook(notebook_path(root, "source", assignment))
     students = {"perfect": source, "blank": read_notebook(notebook_path(root, "release", assignment))}
     for k, batch in enumerate(batches(load_mutants(mutants_path(root, assignment)))):
         students[f"partial-{k + 1:02d}"] = apply_batch(source, batch)
-    for student, notebook in students.items():
+    if size is None:
+        return students
+    kinds = list(students.items())
+    return {f"{name}-{n // len(kinds) + 1:02d}": notebook
+            for n, (name, notebook) in ((n, kinds[n % len(kinds)]) for n in range(size))}
+
+
+def write_submissions(folder: Path, assignment: str, notebooks: dict[str, nbformat.NotebookNode]) -> list[str]:
+    """Put ``notebooks`` (student id -> notebook) in ``folder/submitted``; returns the student ids."""
+    for student, notebook in notebooks.items():
         target = folder / "submitted" / student / assignment / f"{assignment}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, target)
-    return sorted(students)
+    return sorted(notebooks)
+
+
+def make_class(root: Path, assignment: str, folder: Path) -> list[str]:
+    """Write a demo class for ``assignment`` into the course folder ``folder``; returns the student ids."""
+    return write_submissions(folder, assignment, class_notebooks(root, assignment))
 
 
 def prepare_folder(root: Path, folder: Path, assignments: list[str]) -> None:

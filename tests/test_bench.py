@@ -21,3 +21,13 @@ def test_budget_and_report(tmp_path):
     write_report([fine, slow], tmp_path / "docs" / "benchmarks.md")
     text = (tmp_path / "docs" / "benchmarks.md").read_text()
     assert "| 02-b | 75.0 | 400 | 0 | NO |" in text and "course bench" in text
+
+
+def test_grading_benchmark_times_each_way_on_a_small_class(built_tiny_course):
+    from course.bench import measure_grading
+
+    result = measure_grading(built_tiny_course, TINY, students=4, jobs=2)
+    assert result.students == 4
+    assert min(result.vanilla_serial, result.hardened, result.unsandboxed, result.executions) > 0
+    report = result.report()
+    assert "speed-up over serial nbgrader" in report and "sandbox overhead" in report and "(goal ≤ 1.15)" in report

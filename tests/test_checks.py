@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from course.checks import CheckFailed, check, check_close, check_equal, check_raises, check_succeeds, check_type, shown
+from course.checks import (CheckFailed, check, check_close, check_does_not_call, check_equal, check_raises, check_succeeds,
+                           check_type, shown)
 
 
 class AlwaysEqual:
@@ -81,3 +82,21 @@ def test_type_failure_names_the_expected_types():
 
 def test_long_values_are_shortened():
     assert len(shown(list(range(1000)))) <= 160
+
+
+def test_does_not_call_catches_direct_and_indirect_library_use():
+    from sklearn.metrics import precision_score
+
+    def by_hand(truth, predicted):
+        tp = sum(t == p == 1 for t, p in zip(truth, predicted))
+        return tp / max(1, sum(predicted))
+
+    def borrowed(truth, predicted):
+        return (lambda: precision_score(truth, predicted))()
+
+    forbidden = {"sklearn.metrics.precision_score": precision_score}
+    assert check_does_not_call(lambda: by_hand([1, 0, 1], [1, 1, 1]), forbidden, "precision by hand") == 2 / 3
+    with pytest.raises(CheckFailed, match=r"count TP and FP \(your code called sklearn\.metrics\.precision_score\)"):
+        check_does_not_call(lambda: borrowed([1, 0, 1], [1, 1, 1]), forbidden, "precision by hand", "count TP and FP")
+    with pytest.raises(CheckFailed, match="called builtin sorted"):
+        check_does_not_call(lambda: sorted([3, 1]), {"builtin sorted": sorted}, "no sorting")
