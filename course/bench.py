@@ -157,19 +157,19 @@ def measure_grading(root: Path, assignment: str, students: int = 30, jobs: int =
             run_nbgrader_checked(["generate_assignment", assignment, "--force"], folder)
             return folder
 
-        def timed(action) -> float:
+        def timed(action, *args, **kwargs) -> float:
             start = time.perf_counter()
-            action()
+            action(*args, **kwargs)
             return time.perf_counter() - start
 
         vanilla = course_folder("vanilla", VANILLA_CONFIG)
         write_submissions(vanilla, assignment, notebooks)
-        vanilla_serial = timed(lambda: run_nbgrader_checked(["autograde", assignment, "--force"], vanilla))
+        vanilla_serial = timed(run_nbgrader_checked, ["autograde", assignment, "--force"], vanilla)
         timings = {}
         for name, extra in (("hardened", ()), ("unsandboxed", ("--SandboxedKernelManager.unsafe_no_sandbox=True",))):
             folder = course_folder(name)
             ids = write_submissions(folder, assignment, notebooks)
-            timings[name] = timed(lambda: autograde_class(folder, assignment, ids, jobs, feedback=False, nbgrader_args=extra))
+            timings[name] = timed(autograde_class, folder, assignment, ids, jobs, feedback=False, nbgrader_args=extra)
         executions = sum(_execution_seconds(notebook, Path(scratch)) for notebook in notebooks.values())
     return GradingMeasurement(assignment, students, jobs, vanilla_serial, timings["hardened"], timings["unsandboxed"], executions)
 

@@ -193,7 +193,13 @@ class HardenedExecute(Execute):
         if result.get("status") != "ok":
             self._stopped = "the submission changed how the kernel runs code, so the tests could not run safely"
             return [f"the test guard could not run ({result.get('ename')}: {result.get('evalue')})"]
-        value = ast.literal_eval(result["data"]["text/plain"])
+        try:
+            value = ast.literal_eval(result.get("data", {}).get("text/plain", ""))
+        except (ValueError, SyntaxError):
+            value = None
+        if not isinstance(value, (list, str)):
+            self._stopped = "the submission changed how the kernel runs code, so the tests could not run safely"
+            return ["the test guard's answer was unreadable"]
         return value if isinstance(value, list) else []
 
     async def _run_quietly(self, code: str, expressions: dict | None = None) -> dict | None:
