@@ -16,6 +16,7 @@ import os
 import platform
 import resource
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,5 +182,5 @@ def _execution_seconds(notebook, folder: Path) -> float:
 
     start = time.perf_counter()
     NotebookClient(copy.deepcopy(notebook), timeout=600, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(folder)}}).execute()
+                   resources={"metadata": {"path": str(folder)}}).execute(stderr=subprocess.DEVNULL)
     return time.perf_counter() - start

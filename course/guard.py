@@ -5,9 +5,11 @@ submission runs: it imports the modules the tests use (``BASE_MODULES`` and thos
 assignment's setup and test cells import) and takes a snapshot of them and of IPython's
 execution machinery (input and AST transformers, events, the shell's and the kernel's
 methods, tracebacks, trace hooks). Before each test cell the grader calls ``restore()``, which puts every
-snapshotted object back and returns a description of each one the submission had changed,
-so an instructor can look. The grader calls both through ``user_expressions`` of an
-execute request, which IPython evaluates without passing them through input transformers.
+snapshotted object back, re-runs the notebook's read-only setup code in the user namespace
+(so names such as ``check_equal`` and ``np`` are the real ones) and returns a description of
+each thing the submission had changed, so an instructor can look. The grader calls both
+through ``user_expressions`` of an execute request, which IPython evaluates without passing
+them through input transformers.
 
 This closes the easy ways for a submission to make tests pass without doing the work. Code
 that runs in the same process can in principle still reach anything in it (for example a
@@ -83,8 +85,9 @@ def _same(current, original) -> bool:
         current.__func__ is original.__func__ and current.__self__ is original.__self__
 
 
-def restore() -> list[str]:
-    """Put back everything ``install`` snapshotted; describe each thing the submission had changed."""
+def restore(setup: str = "") -> list[str]:
+    """Put back everything ``install`` snapshotted, then run ``setup`` (the read-only setup cells) in the
+    user namespace, so the names tests use are the real ones; describe each thing the submission had changed."""
     if _snapshot is None:
         return ["the test guard was not installed before the submission ran"]
     shell = _shell()
@@ -128,4 +131,6 @@ def restore() -> list[str]:
         if getattr(sys, name) is not hook:
             findings.append(f"replaced sys.{name}")
             setattr(sys, name, hook)
+    if setup:
+        exec(compile(setup, "<read-only setup cell>", "exec"), shell.user_ns)  # noqa: S102 - the source's own setup code
     return findings

@@ -161,9 +161,7 @@ class HardenedExecute(Execute):
             cell.outputs = [_error("NotRun", f"this cell did not run: {self._stopped}")]
             return cell
         if is_test_cell(cell):
-            self._tampering += await self._guard("restore()")
-            if self._setup_code and not self._stopped:
-                await self._run_quietly(self._setup_code)
+            self._tampering += await self._guard(f"restore({self._setup_code!r})")
             if self._stopped:
                 cell.outputs = [_error("NotRun", f"this cell did not run: {self._stopped}")]
                 return cell
