@@ -1,7 +1,15 @@
 """The pip pins (requirements.txt) and the Binder environment (environment.yml) must agree."""
+import ast
+import json
+import os
 import re
+import subprocess
+import sys
 import tomllib
+from importlib.metadata import packages_distributions
+from pathlib import Path
 
+import nbformat
 import yaml
 
 CONDA_TO_PIP = {"pytorch": "torch", "matplotlib-base": "matplotlib"}
@@ -61,3 +69,71 @@ def test_package_dependencies_are_all_pinned(repo):
     dependencies = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
     for dependency in dependencies:
         assert normalise(re.split(r"[<>=!~ ]", dependency)[0]) in pins
+
+
+
+BINDER_LINK = re.compile(r"https://mybinder\.org/v2/gh/(?P<repository>[\w.-]+/[\w.-]+)/(?P<ref>[\w.-]+)"
+                         r"\?urlpath=lab/tree/(?P<path>[^)\s]+)")
+
+
+def conda_packages(repo):
+    """The pip-style names of everything environment.yml installs (conda and pip sections)."""
+    names = set()
+    for entry in yaml.safe_load((repo / "environment.yml").read_text())["dependencies"]:
+        for spec in entry["pip"] if isinstance(entry, dict) else [entry]:
+            name = re.split(r"[=<>!~ ]", spec)[0]
+            names.add(normalise(CONDA_TO_PIP.get(name, name)))
+    return names
+
+
+def imported_modules(code):
+    """Top-level modules that Python ``code`` imports (IPython magics and shell lines skipped)."""
+    code = "\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!")))
+    modules = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module.split(".")[0])
+    return modules
+
+
+def test_readme_has_a_binder_link_for_every_release_notebook(repo):
+    readme = (repo / "README.md").read_text()
+    repository = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+    assert "https://mybinder.org/badge_logo.svg" in readme, "README has no Binder badge"
+    links = list(BINDER_LINK.finditer(readme))
+    for link in links:
+        assert f"https://github.com/{link['repository']}" == repository, f"{link[0]} is not the repository {repository}"
+        assert (repo / link["path"]).exists(), f"{link[0]} opens {link['path']}, which does not exist"
+    notebooks = {str(path.relative_to(repo)) for path in (repo / "release").glob("*/*.ipynb")}
+    assert len(notebooks) >= 8
+    missing = notebooks - {link["path"] for link in links}
+    assert not missing, f"release notebooks without a Binder link in README: {sorted(missing)}"
+
+
+def test_environment_yml_installs_everything_the_notebooks_and_the_course_package_import(repo):
+    sources = {path.name: "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code")
+               for path in (repo / "source").glob("*/*.ipynb")}
+    sources.update({f"course/{path.name}": path.read_text() for path in (repo / "course").glob("*.py")})
+    assert len(sources) >= 8 + 10
+    distributions = packages_distributions()
+    installed = conda_packages(repo)
+    missing = {}
+    for origin, code in sorted(sources.items()):
+        for module in sorted(imported_modules(code) - set(sys.stdlib_module_names) - {"course"}):
+            if not {normalise(name) for name in distributions.get(module, [module])} & installed:
+                missing.setdefault(module, []).append(origin)
+    assert not missing, f"environment.yml does not install these imported modules: {missing}"
+
+
+def test_postbuild_puts_jupyterlab_in_student_mode(repo, tmp_path):
+    environment = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path),
+                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run([str(repo / "postBuild")], env=environment, check=True, capture_output=True)
+    lab = json.loads((tmp_path / "labconfig" / "page_config.json").read_text())["disabledExtensions"]
+    assert {name for name, off in lab.items() if off} == {
+        "@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
+        "@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:course-list"}
+    server = json.loads((tmp_path / "jupyter_server_config.json").read_text())["ServerApp"]["jpserver_extensions"]
+    assert server == {f"nbgrader.server_extensions.{name}": False for name in ("formgrader", "assignment_list", "course_list")}
