@@ -1,11 +1,11 @@
 """Grade a class with the real ``nbgrader autograde``, several students at once.
 
-nbgrader grades one submission after another. ``autograde_class`` splits the students into
-groups and runs one ``nbgrader autograde`` (and ``nbgrader generate_feedback``) per group,
-``jobs`` groups at a time, all in the same course folder and gradebook; each process
-leaves out the other groups' students (``CourseDirectory.student_id_exclude``). The course's
-``nbgrader_config.py`` applies to every process, so grading is sandboxed and hardened
-exactly as plain ``nbgrader autograde`` is. Scores are read back with nbgrader's API.
+nbgrader grades one submission after another. ``autograde_class`` starts ``jobs`` workers
+(``course.worker``: nbgrader's own Autograde and GenerateFeedback converters in one long-lived
+process each), all in the same course folder and gradebook, and hands each worker the next
+student as soon as it is free. The course's ``nbgrader_config.py`` configures every worker,
+so grading is sandboxed and hardened exactly as plain ``nbgrader autograde`` is. Scores are
+read back with nbgrader's API.
 
 ``course grade`` grades the course folder itself; ``course verify`` and ``course demo``
 grade in a scratch copy made by ``prepare_course``.
@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import csv
 import os
-import re
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +30,9 @@ import nbformat
 
 from course.assignments import CourseLayoutError, exercises, is_autograded_test, nbgrader_meta, notebook_path, read_notebook
 from course.preprocessors import INCIDENT_KEY, TAMPERING_KEY
+from course.worker import FEEDBACK_FLAG, TOKEN_VARIABLE
 
 NBGRADER = [sys.executable, "-m", "nbgrader"]
-STUDENT_DONE = re.compile(r"Setting destination file permissions|There was an error processing assignment")
 
 
 class GradingError(RuntimeError):
@@ -91,16 +92,11 @@ def nbgrader_env() -> dict[str, str]:
     return env
 
 
-def run_nbgrader(args: list[str], course_dir: Path, on_line: Callable[[str], None] | None = None) -> tuple[int, str]:
-    """Run ``nbgrader ARGS`` in ``course_dir``; returns its exit code and log, calling ``on_line`` for each log line."""
-    process = subprocess.Popen(NBGRADER + args, cwd=course_dir, env=nbgrader_env(), text=True,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if on_line:
-            on_line(line)
-    return process.wait(), "".join(lines)
+def run_nbgrader(args: list[str], course_dir: Path) -> tuple[int, str]:
+    """Run ``nbgrader ARGS`` in ``course_dir``; returns its exit code and log."""
+    done = subprocess.run(NBGRADER + args, cwd=course_dir, env=nbgrader_env(), text=True,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return done.returncode, done.stdout
 
 
 def run_nbgrader_checked(args: list[str], course_dir: Path) -> str:
@@ -121,39 +117,86 @@ def prepare_course(root: Path, assignment: str, folder: Path) -> Path:
     return folder
 
 
+class GradingWorker:
+    """A running ``course.worker``: one nbgrader process that grades the students handed to it, one at a time."""
+
+    def __init__(self, course_dir: Path, assignment: str, *, feedback: bool, nbgrader_args: tuple[str, ...]):
+        self.token = secrets.token_hex(16)
+        command = [sys.executable, "-m", "course.worker", assignment, "--force",
+                   *([FEEDBACK_FLAG] if feedback else []), *nbgrader_args]
+        self.process = subprocess.Popen(command, cwd=course_dir, env={**nbgrader_env(), TOKEN_VARIABLE: self.token},
+                                        text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def grade(self, student: str) -> tuple[bool, str]:
+        """Autograde (and give feedback to) ``student``; returns whether nbgrader succeeded, and its log.
+
+        When the worker itself dies, returns ``(False, log)`` and ``alive`` turns false.
+        """
+        lines = []
+        try:
+            self.process.stdin.write(student + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            return False, ""
+        for line in self.process.stdout:
+            if line.startswith(self.token + " "):
+                return line.split(" ", 2)[1] == "ok", "".join(lines)
+            lines.append(line)
+        self.process.wait()
+        lines.append(f"the nbgrader worker stopped (exit {self.process.returncode}) while grading {student}\n")
+        return False, "".join(lines)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the worker can take another student."""
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        """Let the worker finish and wait for it (killed if it does not stop within a minute)."""
+        if self.alive:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process.stdout.close()
+
+
 def autograde_class(course_dir: Path, assignment: str, students: list[str], jobs: int, *, feedback: bool = True,
                     nbgrader_args: tuple[str, ...] = (),
                     on_student_done: Callable[[], None] | None = None) -> dict[str, GradedSubmission]:
-    """Autograde (and give feedback to) ``students`` of ``assignment`` in ``course_dir``, ``jobs`` nbgrader processes at a time.
+    """Autograde (and give feedback to) ``students`` of ``assignment`` in ``course_dir``, ``jobs`` nbgrader workers at a time.
 
-    The assignment must already be in the folder's gradebook (``nbgrader generate_assignment``).
-    Every student gets a result: one nbgrader could not grade scores 0 and says why in ``attention``.
+    Each worker takes the next student in the list as soon as it is free. The assignment must
+    already be in the folder's gradebook (``nbgrader generate_assignment``). Every student gets
+    a result: one nbgrader could not grade scores 0 and says why in ``attention``.
     """
-    if not students:
-        return {}
-    # One nbgrader process per job (each start costs seconds); students are dealt out in turn,
-    # so neighbours in the sorted list (often similar notebooks) land in different groups.
-    groups = [students[i::jobs] for i in range(min(jobs, len(students)))]
+    pending = deque(students)
     logs: dict[str, str] = {}
     lock = threading.Lock()
 
-    def grade_group(group: list[str]) -> None:
-        others = ",".join(s for s in students if s not in group)
-        select = [*nbgrader_args, *([f"--CourseDirectory.student_id_exclude={others}"] if others else [])]
-
-        def tick(line: str) -> None:
-            if on_student_done and STUDENT_DONE.search(line):
-                with lock:
-                    on_student_done()
-
-        code, log = run_nbgrader(["autograde", assignment, "--force", *select], course_dir, tick)
-        if feedback:
-            log += run_nbgrader(["generate_feedback", assignment, "--force", *select], course_dir)[1]
+    def next_student() -> str | None:
         with lock:
-            logs.update({student: log for student in group})
+            return pending.popleft() if pending else None
 
-    with ThreadPoolExecutor(min(jobs, len(groups))) as pool:
-        list(pool.map(grade_group, groups))
+    def work() -> None:
+        worker = None
+        try:
+            while (student := next_student()) is not None:
+                if worker is None or not worker.alive:
+                    worker = GradingWorker(course_dir, assignment, feedback=feedback, nbgrader_args=nbgrader_args)
+                logs[student] = worker.grade(student)[1]
+                if on_student_done:
+                    with lock:
+                        on_student_done()
+        finally:
+            if worker is not None:
+                worker.close()
+
+    with ThreadPoolExecutor(max(1, min(jobs, len(students)))) as pool:
+        for running in [pool.submit(work) for _ in range(min(jobs, len(students)))]:
+            running.result()
     return read_results(course_dir, assignment, students, logs)
 
 

@@ -50,3 +50,28 @@ def test_killing_a_run_and_running_again_gives_the_same_grades(tiny_course):
                     "partial-03": ("0", ""), "partial-04": ("3", "")}
     assert "add-numbers" in out and "grades.csv" in out
     assert (tiny_course / "feedback" / "perfect" / TINY / f"{TINY}.html").is_file()
+
+
+def test_a_worker_grades_students_one_after_another_and_survives_a_failure(tiny_course):
+    from course.grading import GradingWorker, run_nbgrader_checked
+
+    make_class(tiny_course, TINY, tiny_course)
+    run_nbgrader_checked(["generate_assignment", TINY, "--force"], tiny_course)
+    worker = GradingWorker(tiny_course, TINY, feedback=True, nbgrader_args=())
+    try:
+        ok, log = worker.grade("nobody")
+        assert not ok and "submitted/nobody" in log
+        ok, log = worker.grade("perfect")
+        assert ok and "perfect" in log
+        assert worker.alive
+    finally:
+        worker.close()
+    assert (tiny_course / "autograded" / "perfect" / TINY / f"{TINY}.ipynb").is_file()
+    assert (tiny_course / "feedback" / "perfect" / TINY / f"{TINY}.html").is_file()
+    assert not (tiny_course / "autograded" / "blank").exists()
+
+
+def test_the_worker_refuses_to_run_without_its_token(tiny_course):
+    done = subprocess.run([sys.executable, "-m", "course.worker", TINY], cwd=tiny_course, capture_output=True, text=True,
+                          env={key: value for key, value in os.environ.items() if key != "COURSE_WORKER_TOKEN"})
+    assert done.returncode == 2 and "COURSE_WORKER_TOKEN" in done.stderr

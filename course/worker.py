@@ -1,0 +1,58 @@
+"""``python -m course.worker ASSIGNMENT [--feedback] [nbgrader options]``: one nbgrader, many students.
+
+``nbgrader autograde`` grades a set of students fixed when it starts, and starting it costs
+seconds of imports. ``course.grading`` instead starts one worker per job and hands each
+worker the next student the moment it is free, so a slow submission never leaves a core
+idle and the start-up is paid once per job. The worker reads one student id per line from
+stdin and runs nbgrader's own ``Autograde`` converter for that student (then, with
+``--feedback``, ``GenerateFeedback``), configured exactly as ``nbgrader autograde`` is in the
+course folder: its ``nbgrader_config.py`` plus the options given. So grading is sandboxed
+and hardened the same way.
+
+After each student it prints ``<token> ok|failed <student>``. The token comes from the
+environment variable ``COURSE_WORKER_TOKEN``; the grading kernels share the worker's output
+stream but start with a clean environment, so a submission cannot forge that line.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import sys
+
+TOKEN_VARIABLE = "COURSE_WORKER_TOKEN"
+FEEDBACK_FLAG = "--feedback"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Grade the students named on stdin, one per line, until stdin closes."""
+    from nbgrader.apps.autogradeapp import AutogradeApp
+    from nbgrader.converters import Autograde, GenerateFeedback, NbGraderException
+
+    argv = sys.argv[1:] if argv is None else argv
+    token = os.environ.pop(TOKEN_VARIABLE, "")
+    if not token:
+        print(f"course.worker is started by course.grading, which sets {TOKEN_VARIABLE}", file=sys.stderr)
+        return 2
+    feedback = FEEDBACK_FLAG in argv
+    app = AutogradeApp.instance()
+    app.initialize([arg for arg in argv if arg != FEEDBACK_FLAG])
+    if len(app.extra_args) != 1:
+        app.fail("course.worker takes exactly one assignment id")
+    app.coursedir.assignment_id = app.extra_args[0]
+    for line in sys.stdin:
+        student = line.strip()
+        # nbgrader globs for the student's folder: a name like "a*" must match only itself.
+        app.coursedir.student_id = glob.escape(student)
+        try:
+            Autograde(coursedir=app.coursedir, parent=app).start()
+            if feedback:
+                GenerateFeedback(coursedir=app.coursedir, parent=app).start()
+            verdict = "ok"
+        except NbGraderException:
+            verdict = "failed"  # nbgrader has logged why
+        print(f"{token} {verdict} {student}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
