@@ -92,17 +92,21 @@ class RestoreTestCells(NbGraderPreprocessor):
             points = {cell.name: cell.max_score for cell in source.grade_cells}
             originals = [(cell.name, cell.cell_type, cell.source, cell.locked, cell.checksum) for cell in source.source_cells]
 
-        cells, kept_answers = [], {}
+        # Each source cell goes back where the submission has it (its "place"); one the
+        # submission deleted goes right after the source cell before it.
+        names = {name for name, *_ in originals} | answers
+        cells, places = [], {}
         for cell in nb.cells:
             grader_meta = cell.get("metadata", {}).get("nbgrader")
             grade_id = (grader_meta or {}).get("grade_id")
-            if grade_id in answers and grader_meta.get("solution") and grade_id not in kept_answers:
-                kept_answers[grade_id] = cell
-                cells.append(cell)
-            elif not grader_meta:
+            if not grader_meta:
                 cells.append(cell)  # the student's own cell
+            elif grade_id in names and grade_id not in places and \
+                    (grade_id not in answers or grader_meta.get("solution")):
+                places[grade_id] = cell
+                cells.append(cell)
             else:
-                if grade_id not in points and grade_id not in answers:
+                if grade_id not in names:
                     self.log.warning("Ignoring cell %r: the assignment has no such graded cell", grade_id)
                 cell.metadata.pop("nbgrader")
                 if cell.cell_type != "code" or not (grader_meta.get("grade") or grader_meta.get("locked")):
@@ -110,12 +114,14 @@ class RestoreTestCells(NbGraderPreprocessor):
 
         position = -1
         for name, cell_type, text, locked, checksum in originals:
-            if name in kept_answers:
-                position = next(i for i, cell in enumerate(cells) if cell is kept_answers[name])
-                continue
             restored = _source_cell(name, cell_type, text, locked, checksum, points.get(name), name in answers)
-            position += 1
-            cells.insert(position, restored)
+            if name in places:
+                position = next(i for i, cell in enumerate(cells) if cell is places[name])
+                if name not in answers:
+                    cells[position] = restored
+            else:
+                position += 1
+                cells.insert(position, restored)
         nb.cells = cells
         return nb, resources
 

@@ -1,6 +1,8 @@
 """Shared fixtures: the repository itself, and a tiny course folder for fast nbgrader runs."""
 from __future__ import annotations
 
+import html
+import re
 import shutil
 from pathlib import Path
 
@@ -35,3 +37,9 @@ def tiny_course(built_tiny_course, tmp_path) -> Path:
     folder = tmp_path / "course"
     shutil.copytree(built_tiny_course, folder)
     return folder
+
+
+def readable_text(page: str) -> str:
+    """All a reader of an HTML page can see: its source with entities decoded, and its text without tags
+    (code highlighting splits code into many tags, so hidden code would not show up in the source alone)."""
+    return html.unescape(page) + "\n" + html.unescape(re.sub(r"<[^>]+>", "", page))
