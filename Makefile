@@ -21,8 +21,10 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/course demo
 
+# Student mode, as on Binder: postBuild's settings in a config folder of the course's own.
 lab: $(STAMP)
-	$(BIN)/jupyter lab release/
+	JUPYTER_CONFIG_DIR=$(CURDIR)/build/student-jupyter PATH=$(CURDIR)/$(BIN):$$PATH ./postBuild >/dev/null 2>&1
+	JUPYTER_CONFIG_DIR=$(CURDIR)/build/student-jupyter $(BIN)/jupyter lab release/
 
 build: $(STAMP)
 	$(BIN)/course build

@@ -134,6 +134,6 @@ def test_postbuild_puts_jupyterlab_in_student_mode(repo, tmp_path):
     lab = json.loads((tmp_path / "labconfig" / "page_config.json").read_text())["disabledExtensions"]
     assert {name for name, off in lab.items() if off} == {
         "@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
-        "@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:course-list"}
+        "@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:course-list", "@jupyter/nbgrader:menu"}
     server = json.loads((tmp_path / "jupyter_server_config.json").read_text())["ServerApp"]["jpserver_extensions"]
     assert server == {f"nbgrader.server_extensions.{name}": False for name in ("formgrader", "assignment_list", "course_list")}
