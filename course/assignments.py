@@ -105,3 +105,19 @@ def exercises(notebook) -> list[Exercise]:
             found[-1].test_ids.append(meta["grade_id"])
             found[-1].points += float(meta.get("points", 0))
     return found
+
+
+SOLUTION_MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
+
+
+def solved_release(root: Path, assignment: str) -> nbformat.NotebookNode:
+    """The release notebook as a student who solved everything hands it in: each answer cell
+    holds the source's solution (without nbgrader's markers); every other cell is the release's."""
+    source = read_notebook(notebook_path(root, "source", assignment))
+    solutions = {nbgrader_meta(cell)["grade_id"]: cell.source for cell in source.cells if nbgrader_meta(cell).get("solution")}
+    release = read_notebook(notebook_path(root, "release", assignment))
+    for cell in release.cells:
+        if nbgrader_meta(cell).get("solution"):
+            lines = solutions[nbgrader_meta(cell)["grade_id"]].splitlines()
+            cell.source = "\n".join(line for line in lines if not SOLUTION_MARKER.match(line))
+    return release

@@ -1,6 +1,7 @@
 import pytest
 
-from course.assignments import CourseLayoutError, assignment_ids, exercises, find_root, notebook_path, read_notebook, resolve
+from course.assignments import (CourseLayoutError, assignment_ids, exercises, find_root, nbgrader_meta, notebook_path, read_notebook,
+                                resolve, solved_release)
 
 
 def test_assignment_ids_follow_the_naming_rule(repo):
@@ -40,3 +41,17 @@ def test_broken_notebook_is_named(tmp_path):
     path.write_text("{not json")
     with pytest.raises(CourseLayoutError, match="broken.ipynb cannot be read"):
         read_notebook(path)
+
+
+def test_a_solved_release_is_the_release_with_the_answers_written_in(repo):
+    release = read_notebook(notebook_path(repo, "release", "01-what-is-ai-engineering"))
+    solved = solved_release(repo, "01-what-is-ai-engineering")
+    assert len(solved.cells) == len(release.cells)
+    answers = 0
+    for before, after in zip(release.cells, solved.cells):
+        if nbgrader_meta(before).get("solution"):
+            answers += 1
+            assert "NotImplementedError" not in after.source and "SOLUTION" not in after.source and after.source.strip()
+        else:
+            assert after.source == before.source and after.metadata == before.metadata
+    assert answers >= 5

@@ -31,7 +31,7 @@ import psutil
 import pytest
 
 from conftest import REPO
-from course.assignments import is_exercise_solution, notebook_path
+from course.assignments import is_exercise_solution, notebook_path, solved_release
 
 try:
     from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
@@ -149,11 +149,12 @@ def set_up_student_mode(environment: dict[str, str]) -> None:
 
 
 def copy_notebooks(root: Path) -> None:
-    """Fill the lab's folder: ``release/`` as handed out, and ``solved/`` holding one solved notebook."""
+    """Fill the lab's folder: ``release/`` as handed out, and ``solved/`` holding one release notebook
+    with every answer written in, as a student who solved it all would hand it in."""
     shutil.copytree(REPO / "release", root / "release")
     solved = root / "solved" / SOLVED_ASSIGNMENT
     shutil.copytree(REPO / "release" / SOLVED_ASSIGNMENT, solved)
-    shutil.copy2(notebook_path(REPO, "source", SOLVED_ASSIGNMENT), solved / f"{SOLVED_ASSIGNMENT}.ipynb")
+    nbformat.write(solved_release(REPO, SOLVED_ASSIGNMENT), solved / f"{SOLVED_ASSIGNMENT}.ipynb")
 
 
 def wait_until_serving(lab: JupyterLab) -> None:
