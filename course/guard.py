@@ -28,6 +28,9 @@ SHELL_METHODS = ["run_cell", "run_cell_async", "_run_cell", "transform_cell", "t
                  "run_code", "showtraceback", "_showtraceback", "showsyntaxerror", "should_run_async", "user_expressions"]
 KERNEL_METHODS = ["do_execute", "execute_request", "_publish_execute_input"]
 BUILTINS_SET_BY_IPYTHON = {"get_ipython", "display", "exit", "quit"}
+# State a module keeps for itself and honest code changes (a temporary folder, a plotting
+# backend): put back like everything else, but not reported.
+HONEST_CHANGES = {"tempfile.tempdir", "tempfile._name_sequence", "matplotlib.pyplot._backend_mod"}
 
 _snapshot: dict | None = None
 
@@ -53,6 +56,7 @@ def install(modules: list[str] = ()) -> str:
         except Exception:  # noqa: BLE001 - a module the tests import but this environment lacks fails in the test itself
             continue
         guarded.append(name)
+    _settle_lazy_state(guarded)
     manager = shell.input_transformer_manager
     _snapshot = {
         "modules": {name: sys.modules[name] for name in guarded},
@@ -75,6 +79,15 @@ def install(modules: list[str] = ()) -> str:
         "sys_hooks": {"excepthook": sys.excepthook, "displayhook": sys.displayhook},
     }
     return "installed"
+
+
+def _settle_lazy_state(modules: list[str]) -> None:
+    """Let pyplot pick its backend and install its IPython hook now, so that the first honest plot
+    does not look like a submission registering IPython callbacks."""
+    if "matplotlib.pyplot" in modules:
+        import matplotlib.pyplot
+
+        matplotlib.pyplot.close(matplotlib.pyplot.figure())
 
 
 def _same(current, original) -> bool:
@@ -104,7 +117,8 @@ def restore(setup: str = "") -> list[str]:
         for key, value in _snapshot["module_dicts"][name].items():
             current = namespace.get(key, _snapshot)
             if not _same(current, value):
-                if not (name == "builtins" and (key in BUILTINS_SET_BY_IPYTHON or key.startswith("__"))):
+                if f"{name}.{key}" not in HONEST_CHANGES and \
+                        not (name == "builtins" and (key in BUILTINS_SET_BY_IPYTHON or key.startswith("__"))):
                     findings.append(f"changed {name}.{key}")
                 namespace[key] = value
     for (cls, name), value in _snapshot["class_attributes"].items():

@@ -106,6 +106,9 @@ def verify_assignment(root: Path, assignment: str, jobs: int = 1) -> Report:
     blank = graded["release"]
     report.record([f"the release notebook scores {blank.score:g}, not 0: a test passes without any answer"] if blank.score else [],
                   f"release scores 0/{blank.max_score:g}")
+    report.record([f"grading flags the {name} for a person ({'; '.join(graded[name].attention)}): an honest notebook "
+                   "must not look like tampering or an incident" for name in ("solution", "release") if graded[name].attention],
+                  "neither the solution nor the release is flagged for a person")
     report.record([f"test cell {test_id} writes to stderr when the solution runs (nbgrader scores that 0): "
                    "silence the warning in the course code" for test_id in solution.stderr_test_cells()],
                   "no test cell writes to stderr")

@@ -72,3 +72,20 @@ def test_course_assignment_verifies(repo, assignment):
     assert report.ok, "\n".join(report.lines())
     wrong = [v for v in report.verdicts if v.mutant.kind == "wrong"]
     assert wrong and all(v.named_mistake for v in wrong), "\n".join(report.lines())
+
+
+def test_honest_first_use_of_lazily_initialised_modules_is_not_flagged(tiny_course):
+    """tempfile and pyplot fill in module state on first use; a notebook using them honestly is not tampering."""
+    from course.build import build
+
+    path = notebook_path(tiny_course, "source", TINY)
+    source = read_notebook(path)
+    setup = next(cell for cell in source.cells if nbgrader_meta(cell).get("grade_id") == "setup")
+    setup.source += "\nimport tempfile\nimport matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt"
+    answer = next(cell for cell in source.cells if nbgrader_meta(cell).get("grade_id") == "add-numbers")
+    answer.source = answer.source.replace("### BEGIN SOLUTION", "### BEGIN SOLUTION\n    plt.plot([a, b])\n    tempfile.gettempdir()")
+    nbformat.write(source, path)
+    build(tiny_course, [TINY])
+    report = verify_assignment(tiny_course, TINY, jobs=2)
+    assert report.ok, "\n".join(report.problems)
+    assert "neither the solution nor the release is flagged for a person" in report.passed
