@@ -1,4 +1,4 @@
-"""The ``course`` command: build, verify, grade, bench and demo."""
+"""The ``course`` command: build, verify, grade, report, bench and demo."""
 from __future__ import annotations
 
 import argparse
@@ -51,11 +51,13 @@ def _cmd_grade(args) -> int:
 def _report_grades(grades, folder: Path) -> int:
     """Print the class table and where results are; exit 3 when a submission needs a person's attention."""
     from course.grading import grades_table, write_grades_csv
+    from course.report import write_report
 
     write_grades_csv(grades, folder / "grades.csv")
+    report = write_report(folder, grades, folder / "report.html")
     print("\n" + grades_table(grades))
     print(f"\ngradebook: {folder / 'gradebook.db'}; autograded notebooks: {folder / 'autograded'}; "
-          f"feedback: {folder / 'feedback'}; grades: {folder / 'grades.csv'}")
+          f"feedback: {folder / 'feedback'}; grades: {folder / 'grades.csv'}; report: {report}")
     flagged = [(assignment, graded) for assignment, results in sorted(grades.items())
                for graded in results.values() if graded.attention]
     if flagged:
@@ -91,26 +93,57 @@ def _cmd_bench(args) -> int:
 
 def _cmd_demo(args) -> int:
     from course.build import build
-    from course.demo import make_class, prepare_folder
-    from course.grading import grade_class
+    from course.demo import prepare_folder, real_class_state, surprises, write_demo_class
+    from course.grading import grade_class, write_grades_csv
+    from course.report import attention_summary, summary_table, write_report
 
+    start = time.perf_counter()
+    real_class = real_class_state(args.root)
     assignments = resolve(args.root, args.assignments)
     build(args.root, assignments)
     print(f"built release/ for {', '.join(assignments)}")
-    folder = args.output.resolve()
+    folder = (args.output or args.root / "build" / "demo").resolve()
     prepare_folder(args.root, folder, assignments)
-    grades = {}
+    grades, classes = {}, {}
     for assignment in assignments:
-        students = make_class(args.root, assignment, folder)
-        print(f"grading {len(students)} demo submissions of {assignment} with {args.jobs} parallel nbgrader processes", flush=True)
+        classes[assignment] = write_demo_class(args.root, assignment, folder)
+        print(f"grading {len(classes[assignment])} demo submissions of {assignment} with {args.jobs} nbgrader workers", flush=True)
         grades[assignment] = grade_class(folder, assignment, args.jobs, progress=True)
-    _report_grades(grades, folder)
+    write_grades_csv(grades, folder / "grades.csv")
+    notes = {assignment: {student.name: student.about for student in students} for assignment, students in classes.items()}
+    report = write_report(folder, grades, folder / "report.html", title="Grade report: the demo class", notes=notes)
+    unexpected = [f"{assignment}: {problem}" for assignment in assignments for problem in surprises(classes[assignment], grades[assignment])]
+    if real_class_state(args.root) != real_class:
+        unexpected.append(f"the course's own gradebook or submitted/ in {args.root} changed during the demo")
+    names = dict.fromkeys(student.name for students in classes.values() for student in students)
+    print(f"\ndemo class: {', '.join(names)}\n\n{summary_table(grades)}")
+    if flagged := attention_summary(grades):
+        print("\nneeds a person's attention:\n  " + "\n  ".join(flagged))
+    if unexpected:
+        print("\nNOT as expected:\n  " + "\n  ".join(unexpected))
+    else:
+        print("\nevery demo student got the points its submission earns, and only the broken and hostile ones were flagged")
+    print(f"\nreport:   {report}\ngrades:   {folder / 'grades.csv'}\nfeedback: {folder / 'feedback'}/<student>/<assignment>/"
+          f"\n(all in the demo course folder {folder}, not in the course's own submitted/ or gradebook; "
+          f"{time.perf_counter() - start:.0f} s)")
+    return 1 if unexpected else 0
+
+
+def _cmd_report(args) -> int:
+    from course.report import attention_summary, graded_results, summary_table, write_report
+
+    grades = graded_results(args.root, resolve(args.root, args.assignments))
+    report = write_report(args.root, grades, (args.output or args.root / "report.html").resolve())
+    print(summary_table(grades))
+    if flagged := attention_summary(grades):
+        print("\nneeds a person's attention:\n  " + "\n  ".join(flagged))
+    print(f"\nreport: {report}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``course`` command."""
-    parser = argparse.ArgumentParser(prog="course", description="Build, verify, grade and benchmark the course's notebooks.")
+    parser = argparse.ArgumentParser(prog="course", description="Build, verify, grade, report on and benchmark the course's notebooks.")
     parser.add_argument("--root", type=Path, default=None, help="the course folder (default: found from the working directory)")
     commands = parser.add_subparsers(dest="command", required=True)
     jobs = {"type": int, "default": os.cpu_count() or 1, "help": "parallel nbgrader processes (default: number of cores)"}
@@ -145,8 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="build the release, grade a generated demo class and print the grades")
     demo.add_argument("assignments", **names)
     demo.add_argument("--jobs", **jobs)
-    demo.add_argument("--output", type=Path, default=Path("build/demo"), help="folder for the demo class (default: build/demo)")
+    demo.add_argument("--output", type=Path, default=None, help="folder for the demo class (default: build/demo in the course folder)")
     demo.set_defaults(run=_cmd_demo)
+
+    report = commands.add_parser("report", help="write report.html, figures and tables of the grades already in this "
+                                 "course folder's gradebook (after `course grade`)")
+    report.add_argument("assignments", **names)
+    report.add_argument("--output", type=Path, default=None, help="where to write the report (default: report.html in the course folder)")
+    report.set_defaults(run=_cmd_report)
     return parser
 
 

@@ -33,13 +33,17 @@ def test_grade_without_submissions_says_what_it_expected(tiny_course):
     assert f"submitted/<student>/{TINY}/{TINY}.ipynb" in result.stderr
 
 
-def test_demo_builds_grades_and_prints_a_class_outside_the_course(tiny_course, tmp_path):
+def test_demo_builds_grades_and_reports_a_class_outside_the_course(tiny_course, tmp_path):
     result = course("--root", str(tiny_course), "demo", "--jobs", "2", "--output", str(tmp_path / "demo"))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
     rows = {row["student"]: row for row in csv.DictReader((tmp_path / "demo" / "grades.csv").open())}
-    assert set(rows) == {"perfect", "blank", "partial-01", "partial-02", "partial-03", "partial-04"}
-    assert (rows["perfect"]["score"], rows["blank"]["score"], rows["partial-04"]["score"]) == ("3", "0", "3")
-    assert float(rows["partial-01"]["score"]) < 3
-    assert "perfect" in result.stdout and "3/3" in result.stdout
+    assert set(rows) == {"perfect", "blank", "broken-file", "hostile", *(f"partial-{n:02d}" for n in range(1, 7))}
+    assert [rows[s]["score"] for s in ("perfect", "blank", "broken-file", "hostile")] == ["3", "0", "0", "0"]
+    assert rows["perfect"]["needs_attention"] == rows["blank"]["needs_attention"] == ""
+    assert "not a readable notebook" in rows["broken-file"]["needs_attention"]
+    assert "changed the grading environment" in rows["hostile"]["needs_attention"]
+    assert "every demo student got the points its submission earns" in result.stdout
+    assert f"report:   {tmp_path / 'demo' / 'report.html'}" in result.stdout
+    assert (tmp_path / "demo" / "report.html").is_file()
     assert (tmp_path / "demo" / "autograded" / "perfect" / TINY / f"{TINY}.ipynb").is_file()
     assert not (tiny_course / "submitted").exists() and not (tiny_course / "gradebook.db").exists()

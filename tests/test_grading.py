@@ -50,6 +50,7 @@ def test_killing_a_run_and_running_again_gives_the_same_grades(tiny_course):
                     "partial-03": ("0", ""), "partial-04": ("3", "")}
     assert "add-numbers" in out and "grades.csv" in out
     assert (tiny_course / "feedback" / "perfect" / TINY / f"{TINY}.html").is_file()
+    assert f"report: {tiny_course / 'report.html'}" in out and "<img" in (tiny_course / "report.html").read_text()
 
 
 def test_a_worker_grades_students_one_after_another_and_survives_a_failure(tiny_course):
