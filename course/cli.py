@@ -73,12 +73,12 @@ def _cmd_bench(args) -> int:
 
     if args.grading:
         assignment = resolve(args.root, [args.grading])[0]
-        report = measure_grading(args.root, assignment, students=args.students, jobs=args.jobs).report()
+        report = measure_grading(args.root, assignment, students=args.students, jobs=args.jobs, rounds=args.rounds).report()
         print(report)
         if args.write:
             (args.root / "docs" / "benchmarks-grading.md").write_text(
                 "# Benchmark: grading a class\n\nMeasured by `course bench --grading "
-                f"{args.grading} --students {args.students} --jobs {args.jobs}` on {os.cpu_count()} cores.\n\n{report}")
+                f"{args.grading} --students {args.students} --jobs {args.jobs} --rounds {args.rounds}` on {os.cpu_count()} cores.\n\n{report}")
         return 0
     measurements = []
     for assignment in resolve(args.root, args.assignments):
@@ -172,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--grading", metavar="ASSIGNMENT",
                        help="instead, time grading a made-up class of this assignment (docs/benchmarks-grading.md)")
     bench.add_argument("--students", type=int, default=30, help="class size for --grading (default: 30)")
+    bench.add_argument("--rounds", type=int, default=1,
+                       help="for --grading, how many times to measure every way; the ratios are medians (default: 1)")
     bench.add_argument("--jobs", **jobs)
     bench.set_defaults(run=_cmd_bench)
 

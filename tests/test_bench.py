@@ -26,8 +26,19 @@ def test_budget_and_report(tmp_path):
 def test_grading_benchmark_times_each_way_on_a_small_class(built_tiny_course):
     from course.bench import measure_grading
 
-    result = measure_grading(built_tiny_course, TINY, students=4, jobs=2)
-    assert result.students == 4
-    assert min(result.vanilla_serial, result.hardened, result.unsandboxed, result.executions) > 0
+    result = measure_grading(built_tiny_course, TINY, students=4, jobs=2, rounds=2)
+    assert result.students == 4 and len(result.rounds) == 2
+    for measured in result.rounds:
+        assert min(measured.vanilla_serial, measured.hardened, measured.unsandboxed, measured.executions) > 0
     report = result.report()
     assert "speed-up over serial nbgrader" in report and "sandbox overhead" in report and "(goal ≤ 1.15)" in report
+    assert "Medians over 2 rounds" in report and report.count("\n| 2 |") == 1
+
+
+def test_grading_ratios_are_medians_of_the_rounds():
+    from course.bench import GradingMeasurement, GradingRound
+
+    rounds = [GradingRound(100, 50, 48, 90), GradingRound(120, 70, 60, 100), GradingRound(110, 55, 50, 98)]
+    measured = GradingMeasurement("01-a", 30, 2, rounds)
+    assert measured.speedup() == 2.0 and round(measured.sandbox_overhead(), 3) == 0.1
+    assert round(measured.efficiency(), 3) == round(55 / 49, 3)
