@@ -49,7 +49,7 @@ def _cmd_grade(args) -> int:
 
 
 def _report_grades(grades, folder: Path) -> int:
-    """Print the class table and where results are; exit 3 when a submission needs a person's attention."""
+    """Write grades.csv and report.html, print the class table and where results are; exit 3 when a submission needs a person's attention."""
     from course.grading import grades_table, write_grades_csv
     from course.report import write_report
 

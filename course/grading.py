@@ -92,20 +92,15 @@ def nbgrader_env() -> dict[str, str]:
     return env
 
 
-def run_nbgrader(args: list[str], course_dir: Path) -> tuple[int, str]:
-    """Run ``nbgrader ARGS`` in ``course_dir``; returns its exit code and log."""
-    done = subprocess.run(NBGRADER + args, cwd=course_dir, env=nbgrader_env(), text=True,
+def run_nbgrader_checked(args: list[str], course_dir: Path, env: dict[str, str] | None = None) -> str:
+    """Run ``nbgrader ARGS`` in ``course_dir`` (in ``env``, default ``nbgrader_env()``); return its log, or raise
+    GradingError with the end of it when nbgrader fails."""
+    done = subprocess.run(NBGRADER + args, cwd=course_dir, env=env or nbgrader_env(), text=True,
                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    return done.returncode, done.stdout
-
-
-def run_nbgrader_checked(args: list[str], course_dir: Path) -> str:
-    """Run ``nbgrader ARGS`` in ``course_dir``; raise GradingError with the end of its log when it fails."""
-    code, log = run_nbgrader(args, course_dir)
-    if code != 0:
-        tail = "\n".join(log.splitlines()[-25:])
-        raise GradingError(f"`nbgrader {' '.join(args)}` failed in {course_dir} (exit {code}):\n{tail}")
-    return log
+    if done.returncode != 0:
+        tail = "\n".join(done.stdout.splitlines()[-25:])
+        raise GradingError(f"`nbgrader {' '.join(args)}` failed in {course_dir} (exit {done.returncode}):\n{tail}")
+    return done.stdout
 
 
 def prepare_course(root: Path, assignment: str, folder: Path) -> Path:

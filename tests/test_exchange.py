@@ -23,7 +23,6 @@ uses instead of the login.
 from __future__ import annotations
 
 import csv
-import subprocess
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +31,7 @@ import nbformat
 
 from conftest import FIXTURES, TINY, readable_text
 from course.assignments import nbgrader_meta, notebook_path, read_notebook
-from course.grading import NBGRADER, nbgrader_env, read_results
+from course.grading import nbgrader_env, read_results, run_nbgrader_checked
 from course.mutants import load_mutants
 
 COURSE_ID = "ai-engineering-for-developers"  # CourseDirectory.course_id in the course's nbgrader_config.py
@@ -48,13 +47,11 @@ class Person:
     workdir: Path
 
     def nbgrader(self, *args: str) -> None:
-        """Run ``nbgrader ARGS`` as this person; fail the test with nbgrader's log when it fails."""
+        """Run ``nbgrader ARGS`` as this person; fail the test with the end of nbgrader's log when it fails."""
         # Jupyter's folders (settings, nbgrader's cache) must follow HOME, as they do for a real account.
         env = {name: value for name, value in nbgrader_env().items() if not name.startswith(("JUPYTER", "XDG_"))}
         env["HOME"] = str(self.home)
-        result = subprocess.run([*NBGRADER, *args], cwd=self.workdir, env=env, text=True, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        assert result.returncode == 0, f"`nbgrader {' '.join(args)}` failed in {self.workdir}:\n{result.stdout[-4000:]}"
+        run_nbgrader_checked(list(args), self.workdir, env)
 
 
 def new_person(home: Path, settings: dict[str, str], workdir: Path | None = None) -> Person:
