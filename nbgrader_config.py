@@ -40,6 +40,9 @@ c.Autograde.autograde_preprocessors = [
 c.HardenedExecute.timeout = 60
 c.HardenedExecute.interrupt_on_timeout = True
 c.HardenedExecute.interrupt_grace_seconds = 10
+# Once the last cell has run, the kernel is killed rather than asked to exit: nothing of the
+# submission runs after the tests (no atexit hooks), and no time goes to its shutdown.
+c.HardenedExecute.shutdown_kernel = "immediate"
 c.HardenedExecute.max_output_bytes = 1_000_000
 c.HardenedExecute.kernel_manager_class = "course.sandbox.SandboxedKernelManager"
 

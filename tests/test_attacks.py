@@ -138,6 +138,10 @@ for path in [course.checks.__file__, course.checks.__file__.replace("checks.py",
 import subprocess
 subprocess.Popen(["sh", "-c", "while true; do sleep 1; done; echo {MARK}-daemon"], start_new_session=True)
 {WRONG}"""),
+        "runs-after-tests": answer(f"""
+import atexit, pathlib
+atexit.register(pathlib.Path("{MARK}-after-tests").write_text, "ran after the tests")
+{WRONG}"""),
         "network": answer(f"""
 import socket
 try:
@@ -239,7 +243,7 @@ def hostile_class(built_tiny_course, tmp_path_factory):
 
 ATTACKERS_WITH_A_WRONG_ANSWER = [
     "reads-source", "writes-gradebook", "tampers-with-others", "input-transformer", "silenced-tracebacks", "event-hook",
-    "rebinds-checks", "rigged-eq", "patched-comparisons", "patches-site-packages", "daemon", "network", "fills-the-disk",
+    "rebinds-checks", "rigged-eq", "patched-comparisons", "patches-site-packages", "daemon", "runs-after-tests", "network", "fills-the-disk",
     "grabs-memory", "huge-output", "deleted-tests", "edited-tests", "stripped-tests",
 ]
 
@@ -267,6 +271,7 @@ def test_tampering_with_the_kernel_is_flagged_for_a_person(hostile_class, studen
 def test_protected_files_are_unchanged_and_nothing_left_running(hostile_class):
     assert hostile_class["before"] == hostile_class["after"]
     assert not Path(checks_module.__file__).with_name("sneaky.py").exists()
+    assert not list((hostile_class["course"] / "autograded").glob(f"*/*/{MARK}-after-tests"))
     assert hostile_class["reached"] == []
     assert hostile_class["leftovers"] == []
     course = hostile_class["course"]
