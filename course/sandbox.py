@@ -173,7 +173,10 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         """The command that starts the kernel: this Python's ipykernel, inside the sandbox."""
-        kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file, *(extra_arguments or [])]
+        # Neither Python (-P) nor IPython (--ignore-cwd) puts the working folder on sys.path: a
+        # submission's folder may hold a course/ or numpy/ of its own, which must not replace the real ones.
+        kernel = [sys.executable, "-P", "-m", "ipykernel_launcher", "--ignore-cwd", "-f", self.connection_file,
+                  *(extra_arguments or [])]
         if self.unsafe_no_sandbox:
             return kernel
         return sandbox_command(kernel, self._workdir, self._runtime, readable=readable_paths(self.extra_readable),

@@ -138,6 +138,7 @@ for path in [course.checks.__file__, course.checks.__file__.replace("checks.py",
 import subprocess
 subprocess.Popen(["sh", "-c", "while true; do sleep 1; done; echo {MARK}-daemon"], start_new_session=True)
 {WRONG}"""),
+        "shadows-the-course-package": answer(WRONG),  # its folder also holds course/checks.py (hostile_class)
         "runs-after-tests": answer(f"""
 import atexit, pathlib
 atexit.register(pathlib.Path("{MARK}-after-tests").write_text, "ran after the tests")
@@ -220,6 +221,10 @@ def hostile_class(built_tiny_course, tmp_path_factory):
         target = course / "submitted" / student / TINY / f"{TINY}.ipynb"
         target.parent.mkdir(parents=True)
         nbformat.write(make(nbformat.from_dict(json.loads(json.dumps(solution)))), target)
+    shadow = course / "submitted" / "shadows-the-course-package" / TINY / "course"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("")
+    (shadow / "checks.py").write_text("def check_equal(*args, **kwargs):\n    pass\n\ncheck = fail = passed = check_equal\n")
     (course / "submitted" / "invalid-json" / TINY).mkdir(parents=True)
     (course / "submitted" / "invalid-json" / TINY / f"{TINY}.ipynb").write_text('{"cells": [')
     (course / "submitted" / "missing-notebook" / TINY).mkdir(parents=True)
@@ -243,8 +248,9 @@ def hostile_class(built_tiny_course, tmp_path_factory):
 
 ATTACKERS_WITH_A_WRONG_ANSWER = [
     "reads-source", "writes-gradebook", "tampers-with-others", "input-transformer", "silenced-tracebacks", "event-hook",
-    "rebinds-checks", "rigged-eq", "patched-comparisons", "patches-site-packages", "daemon", "runs-after-tests", "network", "fills-the-disk",
-    "grabs-memory", "huge-output", "deleted-tests", "edited-tests", "stripped-tests",
+    "rebinds-checks", "rigged-eq", "patched-comparisons", "patches-site-packages", "shadows-the-course-package",
+    "daemon", "runs-after-tests", "network", "fills-the-disk", "grabs-memory", "huge-output", "deleted-tests",
+    "edited-tests", "stripped-tests",
 ]
 
 
@@ -252,7 +258,7 @@ def test_every_submission_gets_a_grade_and_the_honest_student_keeps_full_marks(h
     results = hostile_class["results"]
     assert set(results) >= {"honest", "invalid-json", "missing-notebook", "renamed-notebook", *ATTACKERS_WITH_A_WRONG_ANSWER}
     honest = results["honest"]
-    assert (honest.score, honest.max_score, honest.attention) == (3, 3, [])
+    assert (honest.score, honest.max_score, honest.attention) == (3, 3, []), honest.attention
 
 
 @pytest.mark.parametrize("student", ATTACKERS_WITH_A_WRONG_ANSWER)
