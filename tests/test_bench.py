@@ -1,3 +1,8 @@
+from pathlib import Path
+
+import nbformat
+import pytest
+
 from course.bench import BUDGET_MB, Measurement, measure, table, write_report
 
 TINY = "99-tiny"
@@ -23,16 +28,34 @@ def test_budget_and_report(tmp_path):
     assert "| 02-b | 75.0 | 400 | 0 | NO |" in text and "course bench" in text
 
 
-def test_grading_benchmark_times_each_way_on_a_small_class(built_tiny_course):
+def with_code_cell(course: Path, source: str) -> Path:
+    """``course`` with a code cell running ``source`` appended to the tiny solution."""
+    path = course / "source" / TINY / f"{TINY}.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(source))
+    nbformat.write(notebook, path)
+    return course
+
+
+def test_grading_benchmark_times_each_way_on_a_small_class(tiny_course):
     from course.bench import measure_grading
 
-    result = measure_grading(built_tiny_course, TINY, students=4, jobs=2, rounds=2)
+    # The course's data files must load in every way the class is run, the lone executions included.
+    course = with_code_cell(tiny_course, "from course.data import load_adult\nassert len(load_adult('test')) > 10_000")
+    result = measure_grading(course, TINY, students=4, jobs=2, rounds=2)
     assert result.students == 4 and len(result.rounds) == 2
     for measured in result.rounds:
         assert min(measured.vanilla_serial, measured.hardened, measured.unsandboxed, measured.executions) > 0
     report = result.report()
     assert "speed-up over serial nbgrader" in report and "sandbox overhead" in report and "(goal ≤ 1.15)" in report
     assert "Medians over 2 rounds" in report and report.count("\n| 2 |") == 1
+
+
+def test_grading_benchmark_refuses_to_time_a_solution_that_fails_alone(tiny_course):
+    from course.bench import BenchmarkError, measure_grading
+
+    with pytest.raises(BenchmarkError, match="raised ZeroDivisionError"):
+        measure_grading(with_code_cell(tiny_course, "1 / 0"), TINY, students=2, jobs=1)
 
 
 def test_grading_ratios_are_medians_of_the_rounds():
