@@ -22,6 +22,7 @@ that names the fix, unless the instructor sets ``unsafe_no_sandbox``.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import shutil
 import subprocess
@@ -73,18 +74,24 @@ def readable_paths(extra: list[str]) -> list[Path]:
     return sorted(p for p in paths if not any(other != p and other in p.parents for other in paths))
 
 
-def sandbox_uid() -> int:
-    """The uid a kernel started by this process runs as, when grading as root.
+_kernels_started = itertools.count()
 
-    One grading process runs one kernel at a time, so deriving the uid from the process id
-    keeps concurrent kernels apart (and their RLIMIT_NPROC allowances separate).
+
+def new_sandbox_uid() -> int:
+    """A uid for the next kernel this process starts, when grading as root.
+
+    Every kernel gets a uid of its own: RLIMIT_NPROC counts the processes of a uid, and the
+    processes of a killed sandbox (say, the 255 children of a fork bomb) take a moment to go,
+    so a uid reused by the next kernel could leave it unable to start. The process id keeps
+    concurrent grading processes apart; each cycles through 100 uids.
     """
-    return SANDBOX_UID_BASE + os.getpid() % 100_000
+    return SANDBOX_UID_BASE + (os.getpid() % 100_000) * 100 + next(_kernels_started) % 100
 
 
 def sandbox_command(kernel_command: list[str], workdir: Path, runtime: Path, *, readable: list[Path], memory_mb: int,
-                    cpu_seconds: int, processes: int, file_mb: int, tmp_mb: int) -> list[str]:
-    """The bwrap + prlimit command that runs ``kernel_command`` confined, as described in the module docstring."""
+                    cpu_seconds: int, processes: int, file_mb: int, tmp_mb: int, uid: int) -> list[str]:
+    """The bwrap + prlimit command that runs ``kernel_command`` confined, as described in the module docstring
+    (as ``uid`` when grading as root)."""
     command = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                "--die-with-parent", "--new-session", "--clearenv"]
     root = os.geteuid() == 0
@@ -119,7 +126,7 @@ def sandbox_command(kernel_command: list[str], workdir: Path, runtime: Path, *, 
         command += ["--setenv", name, value]
     command.append("--")
     if root:
-        command += ["setpriv", f"--reuid={sandbox_uid()}", f"--regid={sandbox_uid()}", "--clear-groups",
+        command += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                     "--inh-caps=-all", "--bounding-set=-all"]
     command += ["prlimit", f"--as={memory_mb * 2**20}", f"--cpu={cpu_seconds}", f"--nproc={processes}",
                 f"--fsize={file_mb * 2**20}", "--nofile=1024", "--core=0", *kernel_command]
@@ -146,6 +153,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         super().__init__(**kwargs)
         self._workdir: Path | None = None
         self._runtime: Path | None = None
+        self._uid = SANDBOX_UID_BASE
 
     async def _async_pre_start_kernel(self, **kw):
         if not self.unsafe_no_sandbox and (problem := sandbox_problem()):
@@ -160,16 +168,17 @@ class SandboxedKernelManager(AsyncKernelManager):
         weakref.finalize(self, shutil.rmtree, self._runtime, ignore_errors=True)
         self.connection_file = str(self._runtime / "kernel.json")
         self.ip = str(self._runtime / "ipc")
+        self._uid = new_sandbox_uid()
         if os.geteuid() == 0 and not self.unsafe_no_sandbox:
             for folder in (self._runtime, self._workdir):
-                _give_to_sandbox(folder)
+                _give_to_sandbox(folder, self._uid)
         return await super()._async_pre_start_kernel(**kw)
 
     def write_connection_file(self, **kwargs) -> None:
         """Write the connection file, readable by the sandbox's uid when grading as root."""
         super().write_connection_file(**kwargs)
         if os.geteuid() == 0 and not self.unsafe_no_sandbox:
-            os.chown(self.connection_file, sandbox_uid(), sandbox_uid())
+            os.chown(self.connection_file, self._uid, self._uid)
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         """The command that starts the kernel: this Python's ipykernel, inside the sandbox."""
@@ -181,10 +190,10 @@ class SandboxedKernelManager(AsyncKernelManager):
             return kernel
         return sandbox_command(kernel, self._workdir, self._runtime, readable=readable_paths(self.extra_readable),
                                memory_mb=self.memory_mb, cpu_seconds=self.cpu_seconds, processes=self.processes,
-                               file_mb=self.file_mb, tmp_mb=self.tmp_mb)
+                               file_mb=self.file_mb, tmp_mb=self.tmp_mb, uid=self._uid)
 
 
-def _give_to_sandbox(folder: Path) -> None:
-    """Let the sandbox's unprivileged uid write in ``folder`` (grading as root)."""
+def _give_to_sandbox(folder: Path, uid: int) -> None:
+    """Let the sandbox's unprivileged ``uid`` write in ``folder`` (grading as root)."""
     for path in [folder, *folder.rglob("*")]:
-        os.chown(path, sandbox_uid(), sandbox_uid(), follow_symlinks=False)
+        os.chown(path, uid, uid, follow_symlinks=False)

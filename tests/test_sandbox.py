@@ -1,3 +1,4 @@
+import asyncio
 import os
 import shutil
 import subprocess
@@ -40,6 +41,32 @@ def test_the_kernel_sees_only_what_it_needs(tmp_path, monkeypatch):
     assert int(uid) != 0
     assert (source_visible, env_leak, network, writes) == ("False False", "None", "no network", "read-only")
     assert (tmp_path / "mine.txt").read_text() == "ok"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="kernels get uids of their own only when grading as root")
+def test_a_fork_bomb_leaves_the_next_kernel_its_own_process_allowance(tmp_path):
+    # A killed sandbox's processes take a moment to go, and the grader starts the next kernel at
+    # once: while a fork bomb's children still fill their uid's process cap, a new kernel must start.
+    async def start_bomb() -> sandbox.SandboxedKernelManager:
+        manager = sandbox.SandboxedKernelManager()
+        (tmp_path / "bomb").mkdir()
+        await manager.start_kernel(cwd=str(tmp_path / "bomb"))
+        client = manager.client()
+        client.start_channels()
+        await client.wait_for_ready(timeout=60)
+        reply = await client.execute_interactive(
+            "import os, time\nfor _ in range(3000):\n    try:\n        pid = os.fork()\n    except OSError:\n"
+            "        break\n    if pid == 0:\n        time.sleep(60)\n        os._exit(0)\n", timeout=60)
+        client.stop_channels()
+        assert reply["content"]["status"] == "ok"
+        return manager
+
+    bomb = asyncio.run(start_bomb())
+    try:
+        (uid,) = run_in_sandbox(tmp_path, "import os; print(os.getuid())")
+        assert int(uid) >= sandbox.SANDBOX_UID_BASE
+    finally:
+        asyncio.run(bomb.shutdown_kernel(now=True))
 
 
 def test_limits_stop_runaway_memory_and_files(tmp_path):
