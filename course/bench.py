@@ -207,10 +207,10 @@ def measure_grading(root: Path, assignment: str, students: int = 30, jobs: int =
         solution = read_notebook(notebook_path(root, "source", assignment))
 
         def executions(round_number: int) -> float:
-            # Each submission runs alone in a folder of its own, as each grading kernel does. Run
-            # beside the scratch course folders, it would import their `course/` folder instead of the
-            # course package and stop at the first data file, timing a broken run: so first the
-            # solution must run clean the same way.
+            # Each submission runs alone in a folder of its own, as each grading kernel does. Run beside
+            # the scratch course folders, it would import their `course/` folder in place of the course
+            # package (installed editable, as `make` does) and stop at the first data file, timing a
+            # broken run: so first the solution must run clean the same way.
             folder = Path(scratch) / f"alone-{round_number}"
             _, errors = _execute_alone(solution, folder / "solution")
             if errors:
