@@ -65,6 +65,11 @@ def notebook_path(root: Path, area: str, assignment: str) -> Path:
     return root / area / assignment / f"{assignment}.ipynb"
 
 
+def student_notebook_path(root: Path, area: str, student: str, assignment: str) -> Path:
+    """A student's notebook of ``assignment`` in ``area`` (``submitted``, ``autograded``)."""
+    return root / area / student / assignment / f"{assignment}.ipynb"
+
+
 def read_notebook(path: Path) -> nbformat.NotebookNode:
     """Read a notebook, with an error that names the file and the fix when it is missing or broken."""
     try:

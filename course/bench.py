@@ -57,18 +57,9 @@ class Measurement:
 
 
 def _execute(path: str, queue) -> None:
-    import nbformat
-    from nbclient import NotebookClient
-
-    notebook = nbformat.read(path, as_version=4)
-    start = time.perf_counter()
-    NotebookClient(notebook, timeout=600, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": os.path.dirname(path)}}).execute()
-    seconds = time.perf_counter() - start
-    errors = sum(1 for cell in notebook.cells if cell.cell_type == "code"
-                 for output in cell.outputs if output.output_type == "error")
+    seconds, errors = _execute_in(read_notebook(Path(path)), Path(path).parent)
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    queue.put((seconds, peak_kb / 1024, errors))
+    queue.put((seconds, peak_kb / 1024, len(errors)))
 
 
 def measure(root: Path, assignment: str) -> Measurement:
@@ -227,13 +218,18 @@ def measure_grading(root: Path, assignment: str, students: int = 30, jobs: int =
 
 
 def _execute_alone(notebook, folder: Path) -> tuple[float, list[str]]:
-    """Execute ``notebook`` as ``jupyter execute`` does, in a new, empty ``folder``; return the wall time and
+    """``_execute_in`` a new, empty ``folder``."""
+    folder.mkdir(parents=True)
+    return _execute_in(notebook, folder)
+
+
+def _execute_in(notebook, folder: Path) -> tuple[float, list[str]]:
+    """Execute a copy of ``notebook`` as ``jupyter execute`` does, in ``folder``; return the wall time and
     each error it raised (``"Name: message"``)."""
     import copy
 
     from nbclient import NotebookClient
 
-    folder.mkdir(parents=True)
     executed = copy.deepcopy(notebook)
     start = time.perf_counter()
     NotebookClient(executed, timeout=600, kernel_name="python3", allow_errors=True,

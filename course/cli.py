@@ -58,14 +58,16 @@ def _report_grades(grades, folder: Path) -> int:
     print("\n" + grades_table(grades))
     print(f"\ngradebook: {folder / 'gradebook.db'}; autograded notebooks: {folder / 'autograded'}; "
           f"feedback: {folder / 'feedback'}; grades: {folder / 'grades.csv'}; report: {report}")
-    flagged = [(assignment, graded) for assignment, results in sorted(grades.items())
-               for graded in results.values() if graded.attention]
-    if flagged:
-        print("\nneeds a person's attention (marked ! above):")
-        for assignment, graded in flagged:
-            print(f"  {graded.student} / {assignment}: " + "; ".join(graded.attention))
-        return 3
-    return 0
+    return 3 if _print_attention(grades) else 0
+
+
+def _print_attention(grades) -> bool:
+    """Print each student and reason that needs a person's attention; return whether there was any."""
+    from course.report import attention_summary
+
+    if flagged := attention_summary(grades):
+        print("\nneeds a person's attention:\n  " + "\n  ".join(flagged))
+    return bool(flagged)
 
 
 def _cmd_bench(args) -> int:
@@ -95,7 +97,7 @@ def _cmd_demo(args) -> int:
     from course.build import build
     from course.demo import prepare_folder, real_class_state, surprises, write_demo_class
     from course.grading import grade_class, write_grades_csv
-    from course.report import attention_summary, summary_table, write_report
+    from course.report import summary_table, write_report
 
     start = time.perf_counter()
     real_class = real_class_state(args.root)
@@ -117,8 +119,7 @@ def _cmd_demo(args) -> int:
         unexpected.append(f"the course's own gradebook or submitted/ in {args.root} changed during the demo")
     names = dict.fromkeys(student.name for students in classes.values() for student in students)
     print(f"\ndemo class: {', '.join(names)}\n\n{summary_table(grades)}")
-    if flagged := attention_summary(grades):
-        print("\nneeds a person's attention:\n  " + "\n  ".join(flagged))
+    _print_attention(grades)
     if unexpected:
         print("\nNOT as expected:\n  " + "\n  ".join(unexpected))
     else:
@@ -130,13 +131,12 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from course.report import attention_summary, graded_results, summary_table, write_report
+    from course.report import graded_results, summary_table, write_report
 
     grades = graded_results(args.root, resolve(args.root, args.assignments))
     report = write_report(args.root, grades, (args.output or args.root / "report.html").resolve())
     print(summary_table(grades))
-    if flagged := attention_summary(grades):
-        print("\nneeds a person's attention:\n  " + "\n  ".join(flagged))
+    _print_attention(grades)
     print(f"\nreport: {report}")
     return 0
 

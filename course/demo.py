@@ -31,7 +31,8 @@ from pathlib import Path
 
 import nbformat
 
-from course.assignments import CourseLayoutError, exercises, is_exercise_solution, nbgrader_meta, notebook_path, read_notebook
+from course.assignments import (CourseLayoutError, exercises, is_exercise_solution, nbgrader_meta, notebook_path,
+                                read_notebook, student_notebook_path)
 from course.grading import GradedSubmission
 from course.mutants import Mutant, apply_batch, batches, load_mutants, mutants_path
 
@@ -93,7 +94,7 @@ def class_notebooks(root: Path, assignment: str, size: int | None = None) -> dic
 def write_submissions(folder: Path, assignment: str, notebooks: dict[str, nbformat.NotebookNode]) -> list[str]:
     """Put ``notebooks`` (student id -> notebook) in ``folder/submitted``; returns the student ids."""
     for student, notebook in notebooks.items():
-        target = folder / "submitted" / student / assignment / f"{assignment}.ipynb"
+        target = student_notebook_path(folder, "submitted", student, assignment)
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, target)
     return sorted(notebooks)
@@ -218,7 +219,7 @@ def write_demo_class(root: Path, assignment: str, folder: Path) -> list[DemoStud
     """Write ``assignment``'s demo class into ``folder/submitted``; returns its students."""
     students = demo_class(root, assignment)
     for student in students:
-        target = folder / "submitted" / student.name / assignment / f"{assignment}.ipynb"
+        target = student_notebook_path(folder, "submitted", student.name, assignment)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(student.file_text)
     return students

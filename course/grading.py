@@ -28,7 +28,8 @@ from typing import Callable
 
 import nbformat
 
-from course.assignments import CourseLayoutError, exercises, is_autograded_test, nbgrader_meta, notebook_path, read_notebook
+from course.assignments import (CourseLayoutError, exercises, is_autograded_test, nbgrader_meta, notebook_path, read_notebook,
+                                student_notebook_path)
 from course.preprocessors import INCIDENT_KEY, TAMPERING_KEY
 from course.worker import FEEDBACK_FLAG, TOKEN_VARIABLE
 
@@ -205,7 +206,7 @@ def read_results(course_dir: Path, assignment: str, students: list[str], logs: d
                       if cell.cell_type == "code"}
         for student in students:
             graded = GradedSubmission(student, max_scores=dict(max_scores))
-            path = course_dir / "autograded" / student / assignment / f"{assignment}.ipynb"
+            path = student_notebook_path(course_dir, "autograded", student, assignment)
             try:
                 notebook = gradebook.find_submission_notebook(assignment, assignment, student)
                 graded.scores = {g.name: float(g.score) for g in notebook.grades if g.name in max_scores}
@@ -229,7 +230,7 @@ def autograde(root: Path, assignment: str, submissions: dict[str, nbformat.Noteb
     with tempfile.TemporaryDirectory(prefix=f"grade-{assignment}-") as scratch:
         folder = prepare_course(root, assignment, Path(scratch) / "course")
         for student, notebook in submissions.items():
-            target = folder / "submitted" / student / assignment / f"{assignment}.ipynb"
+            target = student_notebook_path(folder, "submitted", student, assignment)
             target.parent.mkdir(parents=True)
             nbformat.write(notebook, target)
         return autograde_class(folder, assignment, sorted(submissions), jobs, feedback=False)
