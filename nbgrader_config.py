@@ -15,7 +15,7 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPrep
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades,
                                     IgnorePattern, LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
 
-from course.preprocessors import HardenedExecute, HideHiddenTests, RestoreTestCells
+from course.grader.preprocessors import HardenedExecute, HideHiddenTests, RestoreTestCells
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
@@ -28,7 +28,7 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # ---- autograding ------------------------------------------------------------------------
-c.Autograde.exporter_class = "course.preprocessors.TolerantNotebookExporter"
+c.Autograde.exporter_class = "course.grader.preprocessors.TolerantNotebookExporter"
 c.Autograde.sanitize_preprocessors = [
     ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreTestCells, OverwriteCells, CheckCellMetadata,
 ]
@@ -44,9 +44,9 @@ c.HardenedExecute.interrupt_grace_seconds = 10
 # submission runs after the tests (no atexit hooks), and no time goes to its shutdown.
 c.HardenedExecute.shutdown_kernel = "immediate"
 c.HardenedExecute.max_output_bytes = 1_000_000
-c.HardenedExecute.kernel_manager_class = "course.sandbox.SandboxedKernelManager"
+c.HardenedExecute.kernel_manager_class = "course.grader.sandbox.SandboxedKernelManager"
 
-# The sandbox of each kernel (course/sandbox.py). Pass
+# The sandbox of each kernel (course/grader/sandbox.py). Pass
 # --SandboxedKernelManager.unsafe_no_sandbox=True only to grade notebooks you trust.
 c.SandboxedKernelManager.memory_mb = 3072     # address space; MiniLM notebooks peak near 1 GB resident
 c.SandboxedKernelManager.cpu_seconds = 600

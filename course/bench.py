@@ -24,7 +24,7 @@ from pathlib import Path
 
 from course.assignments import notebook_path, read_notebook
 from course.demo import class_notebooks, write_submissions
-from course.grading import autograde_class, nbgrader_env, run_nbgrader_checked
+from course.grader.grading import autograde_class, nbgrader_env, run_nbgrader_checked
 
 VANILLA_CONFIG = """c = get_config()
 c.CourseDirectory.course_id = "bench"
@@ -167,7 +167,7 @@ def measure_grading(root: Path, assignment: str, students: int = 30, jobs: int =
     import tempfile
 
     notebooks = class_notebooks(root, assignment, students)
-    # The kernels nbgrader starts use one BLAS thread (course.grading.nbgrader_env); so do these.
+    # The kernels nbgrader starts use one BLAS thread (course.grader.grading.nbgrader_env); so do these.
     os.environ.update({name: nbgrader_env()[name] for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as scratch:
         def course_folder(name: str, config: str | None = None) -> Path:

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from course.grading import prepare_course
+from course.grader.grading import prepare_course
 
 
 def generate_release(root: Path, assignment: str, scratch: Path) -> Path:

@@ -39,7 +39,7 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_grade(args) -> int:
-    from course.grading import exercise_table, grade_class
+    from course.grader.grading import exercise_table, grade_class
 
     grades = {}
     for assignment in resolve(args.root, args.assignments):
@@ -50,7 +50,7 @@ def _cmd_grade(args) -> int:
 
 def _report_grades(grades, folder: Path) -> int:
     """Write grades.csv and report.html, print the class table and where results are; exit 3 when a submission needs a person's attention."""
-    from course.grading import grades_table, write_grades_csv
+    from course.grader.grading import grades_table, write_grades_csv
     from course.report import write_report
 
     write_grades_csv(grades, folder / "grades.csv")
@@ -96,7 +96,7 @@ def _cmd_bench(args) -> int:
 def _cmd_demo(args) -> int:
     from course.build import build
     from course.demo import prepare_folder, real_class_state, surprises, write_demo_class
-    from course.grading import grade_class, write_grades_csv
+    from course.grader.grading import grade_class, write_grades_csv
     from course.report import summary_table, write_report
 
     start = time.perf_counter()

@@ -33,7 +33,7 @@ import nbformat
 
 from course.assignments import (CourseLayoutError, exercises, is_exercise_solution, nbgrader_meta, notebook_path,
                                 read_notebook, student_notebook_path)
-from course.grading import GradedSubmission
+from course.grader.grading import GradedSubmission
 from course.mutants import Mutant, apply_batch, batches, load_mutants, mutants_path
 
 # The chance that each partial student gets an exercise right, before the exercise's difficulty is taken off.

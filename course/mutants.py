@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from course.assignments import CourseLayoutError, Exercise, is_exercise_solution, nbgrader_meta
-from course.grading import GradedSubmission
+from course.grader.grading import GradedSubmission
 
 MIN_WRONG = 3
 MIN_ALTERNATIVE = 1

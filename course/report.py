@@ -1,6 +1,6 @@
 """A grade report a person would rather look at than read: one HTML page with matplotlib figures.
 
-``write_report`` turns graded results (``course.grading.GradedSubmission`` per student and
+``write_report`` turns graded results (``course.grader.grading.GradedSubmission`` per student and
 assignment) into a single self-contained HTML file (figures embedded as PNG, no network):
 
 - the class at a glance: every student's share of the autograded points per assignment, and
@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from course.assignments import CourseLayoutError, exercises, notebook_path, read_notebook
-from course.grading import GradedSubmission, read_results, submitted_students
+from course.grader.grading import GradedSubmission, read_results, submitted_students
 
 Grades = dict[str, dict[str, GradedSubmission]]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from course.assignments import exercises, nbgrader_meta, notebook_path, read_notebook
 from course.build import release_differences
-from course.grading import autograde
+from course.grader.grading import autograde
 from course.mutants import Verdict, apply_batch, batches, coverage_problems, judge, load_mutants, mutants_path
 
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "BEGIN MARK SCHEME", "END MARK SCHEME")

@@ -23,7 +23,7 @@ import pytest
 from conftest import readable_text
 from course import checks as checks_module
 from course.assignments import nbgrader_meta
-from course.grading import grade_class
+from course.grader.grading import grade_class
 
 TINY = "99-tiny"
 WRONG = "def add(a, b):\n    return 0\n"

@@ -15,7 +15,7 @@ from PIL import Image
 from course.assignments import CourseLayoutError, exercises, is_exercise_solution, nbgrader_meta, notebook_path, read_notebook
 from course.cli import main
 from course.demo import DemoStudent, demo_class, prepare_folder, real_class_state, surprises, with_syntax_error
-from course.grading import GradedSubmission
+from course.grader.grading import GradedSubmission
 from course.mutants import load_mutants, mutants_path
 
 FIRST = "01-what-is-ai-engineering"

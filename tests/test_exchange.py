@@ -31,7 +31,7 @@ import nbformat
 
 from conftest import FIXTURES, TINY, readable_text
 from course.assignments import nbgrader_meta, notebook_path, read_notebook
-from course.grading import nbgrader_env, read_results, run_nbgrader_checked
+from course.grader.grading import nbgrader_env, read_results, run_nbgrader_checked
 from course.mutants import load_mutants
 
 COURSE_ID = "ai-engineering-for-developers"  # CourseDirectory.course_id in the course's nbgrader_config.py

@@ -6,7 +6,7 @@ import sys
 import time
 
 from course.demo import make_class
-from course.grading import GradedSubmission, exercise_table, grades_table, write_grades_csv
+from course.grader.grading import GradedSubmission, exercise_table, grades_table, write_grades_csv
 
 TINY = "99-tiny"
 
@@ -54,7 +54,7 @@ def test_killing_a_run_and_running_again_gives_the_same_grades(tiny_course):
 
 
 def test_a_worker_grades_students_one_after_another_and_survives_a_failure(tiny_course):
-    from course.grading import GradingWorker, run_nbgrader_checked
+    from course.grader.grading import GradingWorker, run_nbgrader_checked
 
     make_class(tiny_course, TINY, tiny_course)
     run_nbgrader_checked(["generate_assignment", TINY, "--force"], tiny_course)
@@ -73,6 +73,6 @@ def test_a_worker_grades_students_one_after_another_and_survives_a_failure(tiny_
 
 
 def test_the_worker_refuses_to_run_without_its_token(tiny_course):
-    done = subprocess.run([sys.executable, "-m", "course.worker", TINY], cwd=tiny_course, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "course.grader.worker", TINY], cwd=tiny_course, capture_output=True, text=True,
                           env={key: value for key, value in os.environ.items() if key != "COURSE_WORKER_TOKEN"})
     assert done.returncode == 2 and "COURSE_WORKER_TOKEN" in done.stderr

@@ -5,7 +5,7 @@ import subprocess
 from nbgrader.api import Gradebook
 
 from course.assignments import notebook_path
-from course.grading import nbgrader_env
+from course.grader.grading import nbgrader_env
 
 ASSIGNMENT = "01-what-is-ai-engineering"
 

@@ -4,8 +4,8 @@ import shutil
 import nbformat
 import pytest
 
-from course.grading import run_nbgrader_checked
-from course.preprocessors import RestoreTestCells
+from course.grader.grading import run_nbgrader_checked
+from course.grader.preprocessors import RestoreTestCells
 
 TINY = "99-tiny"
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from course.assignments import nbgrader_meta, notebook_path, read_notebook
 from course.cli import main
-from course.grading import GradedSubmission, grade_class
+from course.grader.grading import GradedSubmission, grade_class
 from course.mutants import load_mutants, mutants_path
 from course.report import (ExerciseOutcome, exercise_outcomes, most_missed, most_missed_figure, render_report,
                            summary_table, write_report)

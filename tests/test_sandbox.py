@@ -8,8 +8,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from course import sandbox
-from course.grading import nbgrader_env
+from course.grader import sandbox
+from course.grader.grading import nbgrader_env
 from conftest import REPO
 
 TINY = "99-tiny"

@@ -7,7 +7,7 @@
   test cell, read-only cell and graded cell comes from the gradebook's copy of the source,
   whether the student deleted it, edited it, stripped its metadata or forged a new one.
 - ``HardenedExecute`` (execution): the kernel runs in the sandbox; before every test cell
-  ``course.guard`` undoes IPython hooks and patched modules (recording what it undid) and
+  ``course.grader.guard`` undoes IPython hooks and patched modules (recording what it undid) and
   the read-only setup cells run again, so the names tests use (``check_equal``, ``np``, ...)
   are the real ones whatever the submission rebound; output is capped; a cell that times out and ignores the interrupt, or a kernel
   that dies, ends execution with a readable error in every cell that did not run.
@@ -189,8 +189,8 @@ class HardenedExecute(Execute):
     execute_cell = run_sync(async_execute_cell)
 
     async def _guard(self, call: str) -> list[str]:
-        """Call ``course.guard.<call>`` in the kernel, outside IPython's input transformers."""
-        reply = await self._run_quietly("", {"guard": f"__import__('course.guard', fromlist=['guard']).{call}"})
+        """Call ``course.grader.guard.<call>`` in the kernel, outside IPython's input transformers."""
+        reply = await self._run_quietly("", {"guard": f"__import__('course.grader.guard', fromlist=['guard']).{call}"})
         if reply is None:
             return []
         result = reply["content"].get("user_expressions", {}).get("guard", {})

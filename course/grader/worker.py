@@ -1,7 +1,7 @@
-"""``python -m course.worker ASSIGNMENT [--feedback] [nbgrader options]``: one nbgrader, many students.
+"""``python -m course.grader.worker ASSIGNMENT [--feedback] [nbgrader options]``: one nbgrader, many students.
 
 ``nbgrader autograde`` grades a set of students fixed when it starts, and starting it costs
-seconds of imports. ``course.grading`` instead starts one worker per job and hands each
+seconds of imports. ``course.grader.grading`` instead starts one worker per job and hands each
 worker the next student the moment it is free, so a slow submission never leaves a core
 idle and the start-up is paid once per job. The worker reads one student id per line from
 stdin and runs nbgrader's own ``Autograde`` converter for that student (then, with
@@ -36,13 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     token = os.environ.pop(TOKEN_VARIABLE, "")
     if not token:
-        print(f"course.worker is started by course.grading, which sets {TOKEN_VARIABLE}", file=sys.stderr)
+        print(f"course.grader.worker is started by course.grader.grading, which sets {TOKEN_VARIABLE}", file=sys.stderr)
         return 2
     feedback = FEEDBACK_FLAG in argv
     app = AutogradeApp.instance()
     app.initialize([arg for arg in argv if arg != FEEDBACK_FLAG])
     if len(app.extra_args) != 1:
-        app.fail("course.worker takes exactly one assignment id")
+        app.fail("course.grader.worker takes exactly one assignment id")
     app.coursedir.assignment_id = app.extra_args[0]
     for line in sys.stdin:
         student = line.strip()

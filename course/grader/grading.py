@@ -1,7 +1,7 @@
 """Grade a class with the real ``nbgrader autograde``, several students at once.
 
 nbgrader grades one submission after another. ``autograde_class`` starts ``jobs`` workers
-(``course.worker``: nbgrader's own Autograde and GenerateFeedback converters in one long-lived
+(``course.grader.worker``: nbgrader's own Autograde and GenerateFeedback converters in one long-lived
 process each), all in the same course folder and gradebook, and hands each worker the next
 student as soon as it is free. The course's ``nbgrader_config.py`` configures every worker,
 so grading is sandboxed and hardened exactly as plain ``nbgrader autograde`` is. Scores are
@@ -30,8 +30,8 @@ import nbformat
 
 from course.assignments import (CourseLayoutError, exercises, is_autograded_test, nbgrader_meta, notebook_path, read_notebook,
                                 student_notebook_path)
-from course.preprocessors import INCIDENT_KEY, TAMPERING_KEY
-from course.worker import FEEDBACK_FLAG, TOKEN_VARIABLE
+from course.grader.preprocessors import INCIDENT_KEY, TAMPERING_KEY
+from course.grader.worker import FEEDBACK_FLAG, TOKEN_VARIABLE
 
 NBGRADER = [sys.executable, "-m", "nbgrader"]
 
@@ -114,11 +114,11 @@ def prepare_course(root: Path, assignment: str, folder: Path) -> Path:
 
 
 class GradingWorker:
-    """A running ``course.worker``: one nbgrader process that grades the students handed to it, one at a time."""
+    """A running ``course.grader.worker``: one nbgrader process that grades the students handed to it, one at a time."""
 
     def __init__(self, course_dir: Path, assignment: str, *, feedback: bool, nbgrader_args: tuple[str, ...]):
         self.token = secrets.token_hex(16)
-        command = [sys.executable, "-m", "course.worker", assignment, "--force",
+        command = [sys.executable, "-m", "course.grader.worker", assignment, "--force",
                    *([FEEDBACK_FLAG] if feedback else []), *nbgrader_args]
         self.process = subprocess.Popen(command, cwd=course_dir, env={**nbgrader_env(), TOKEN_VARIABLE: self.token},
                                         text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -249,7 +249,7 @@ def grade_class(course_dir: Path, assignment: str, jobs: int, *, progress: bool 
     fresh course folder works; results land in ``gradebook.db``, ``autograded/`` and ``feedback/``.
     Refuses to start without a working sandbox unless ``unsafe_no_sandbox``.
     """
-    from course.sandbox import sandbox_problem
+    from course.grader.sandbox import sandbox_problem
 
     if not unsafe_no_sandbox and (problem := sandbox_problem()):
         raise GradingError(f"refusing to grade without a sandbox: {problem}. "
