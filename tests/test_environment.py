@@ -115,7 +115,7 @@ def test_readme_has_a_binder_link_for_every_release_notebook(repo):
 def test_environment_yml_installs_everything_the_notebooks_and_the_course_package_import(repo):
     sources = {path.name: "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code")
                for path in (repo / "source").glob("*/*.ipynb")}
-    sources.update({f"course/{path.name}": path.read_text() for path in (repo / "course").glob("*.py")})
+    sources.update({f"course/{path.name}": path.read_text() for path in (repo / "course").rglob("*.py")})
     assert len(sources) >= 8 + 10
     distributions = packages_distributions()
     installed = conda_packages(repo)
