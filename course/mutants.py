@@ -3,7 +3,9 @@
 Each assignment keeps ``source/NN-slug/mutants.toml`` beside its notebook: a list of
 ``[[mutant]]`` tables with ``exercise`` (the solution cell's grade id), ``name``, ``kind``
 (``"wrong"`` or ``"alternative"``), ``code`` (the whole replacement solution cell) and, for
-wrong answers, ``message``: a phrase a student making that mistake should see.
+wrong answers, ``message`` (a phrase a student making that mistake should see) and
+``mistake``: which kind of mistake it is, one of ``MISTAKE_KINDS``, so that ``course verify``
+can say how many kinds of mistake each exercise's tests are proven against.
 
 To keep verification fast, mutants are graded in *batches*: batch k is the solution
 notebook with the k-th mutant of every exercise swapped in at once. The tests of one
@@ -21,6 +23,18 @@ from course.grader.grading import GradedSubmission
 
 MIN_WRONG = 3
 MIN_ALTERNATIVE = 1
+# The kinds of mistake a wrong answer can make (docs/authors.md has the checklist behind them).
+MISTAKE_KINDS = {
+    "edge-case": "ignores an edge case the statement names (missing values, ties, an empty group, a long text)",
+    "property": "breaks a property the statement names (by type not by name, order, dtype, a library convention)",
+    "formula": "computes something else: another definition, formula or algorithm",
+    "boundary": "is off at a boundary: > for >=, off by one, a rounding or a quantile level",
+    "shortcut": "takes a shortcut that clears a loose check (a subset of rows, a fixed column list, a memorised value)",
+    "input-mutation": "changes an input it was told to leave alone",
+    "leakage": "lets test rows or future information into fitting",
+    "security": "breaks a security or privacy property the statement names",
+    "interface": "returns the wrong type, shape or structure, or fails on valid input",
+}
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,7 @@ class Mutant:
     kind: str
     code: str
     message: str = ""
+    mistake: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,12 +76,16 @@ def load_mutants(path: Path) -> list[Mutant]:
     mutants = []
     for number, entry in enumerate(entries, 1):
         missing = {"exercise", "name", "kind", "code"} - set(entry)
-        if missing or entry.get("kind") not in ("wrong", "alternative") or (entry["kind"] == "wrong" and not entry.get("message")):
+        wrong = entry.get("kind") == "wrong"
+        if missing or entry.get("kind") not in ("wrong", "alternative") or \
+                (wrong and (not entry.get("message") or entry.get("mistake") not in MISTAKE_KINDS)):
             raise CourseLayoutError(
                 f"{path}: mutant #{number} ({entry.get('name', 'unnamed')}) needs exercise, name, kind "
-                "('wrong' or 'alternative'), code, and for a wrong answer the message a student should see"
+                "('wrong' or 'alternative'), code, and for a wrong answer the message a student should see and "
+                f"its mistake, one of: {', '.join(MISTAKE_KINDS)}"
             )
-        mutants.append(Mutant(entry["exercise"], entry["name"], entry["kind"], entry["code"].strip("\n"), entry.get("message", "")))
+        mutants.append(Mutant(entry["exercise"], entry["name"], entry["kind"], entry["code"].strip("\n"),
+                              entry.get("message", ""), entry.get("mistake", "")))
     return mutants
 
 
@@ -87,6 +106,13 @@ def coverage_problems(mutants: list[Mutant], exercises: list[Exercise]) -> list[
                 f"answers; it needs at least {MIN_WRONG} and {MIN_ALTERNATIVE}"
             )
     return problems
+
+
+def mistake_coverage(mutants: list[Mutant], exercises: list[Exercise]) -> dict[str, list[str]]:
+    """For each exercise, the distinct kinds of mistake its wrong answers make, in ``MISTAKE_KINDS`` order."""
+    return {exercise.grade_id: [kind for kind in MISTAKE_KINDS
+                                if any(m.exercise == exercise.grade_id and m.mistake == kind for m in mutants)]
+            for exercise in exercises}
 
 
 def batches(mutants: list[Mutant]) -> list[dict[str, Mutant]]:

@@ -6,8 +6,9 @@ For each assignment, in a scratch copy of the course:
 - the source notebook scores full autograded marks and the release notebook scores 0;
 - no test cell of the solved notebook writes to stderr (nbgrader would score it 0);
 - every wrong answer in ``mutants.toml`` loses points on its exercise, every alternative
-  answer gets full marks, and the graded output of each wrong answer is searched for the
-  message that names its mistake.
+  answer gets full marks without writing to stderr in its exercise's test cells, and the
+  graded output of each wrong answer is searched for the message that names its mistake;
+- per exercise, how many distinct kinds of mistake its wrong answers cover.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from pathlib import Path
 from course.assignments import exercises, nbgrader_meta, notebook_path, read_notebook
 from course.build import release_differences
 from course.grader.grading import autograde
-from course.mutants import Verdict, apply_batch, batches, coverage_problems, judge, load_mutants, mutants_path
+from course.mutants import (Verdict, apply_batch, batches, coverage_problems, judge, load_mutants, mistake_coverage,
+                            mutants_path)
 
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "BEGIN MARK SCHEME", "END MARK SCHEME")
 SECRET_REGION = re.compile(r"^[ \t]*(?:###|===) BEGIN (SOLUTION|HIDDEN TESTS|MARK SCHEME)\b.*?^[ \t]*(?:###|===) END \1\b[^\n]*", re.S | re.M)
@@ -114,10 +116,18 @@ def verify_assignment(root: Path, assignment: str, jobs: int = 1) -> Report:
                   "no test cell writes to stderr")
 
     by_id = {exercise.grade_id: exercise for exercise in exercise_list}
+    noisy_alternatives = []
     for k, batch in enumerate(mutant_batches):
+        batch_result = graded[f"mutants-{k + 1:02d}"]
+        stderr_cells = set(batch_result.stderr_test_cells())
         for exercise_id, mutant in batch.items():
             if exercise_id in by_id:
-                report.verdicts.append(judge(mutant, by_id[exercise_id], graded[f"mutants-{k + 1:02d}"]))
+                report.verdicts.append(judge(mutant, by_id[exercise_id], batch_result))
+                if mutant.kind == "alternative" and stderr_cells & set(by_id[exercise_id].test_ids):
+                    noisy_alternatives.append(f"{exercise_id}/{mutant.name}")
+    report.record([f"alternative answer {name} writes to stderr in a test cell (nbgrader scores that 0): silence the "
+                   "warning in the course code or change the statement's advice" for name in noisy_alternatives],
+                  "no alternative answer writes to stderr in its test cells")
     wrong = [v for v in report.verdicts if v.mutant.kind == "wrong"]
     alternatives = [v for v in report.verdicts if v.mutant.kind == "alternative"]
     report.record(
@@ -127,6 +137,9 @@ def verify_assignment(root: Path, assignment: str, jobs: int = 1) -> Report:
            for v in alternatives if not v.judged_right],
         f"mutants: {len(wrong)} wrong answers all lose points; {len(alternatives)} alternatives get full marks",
     )
+    kinds = mistake_coverage(mutants, exercise_list)
+    report.passed.append("kinds of mistake caught per exercise: " + ", ".join(
+        f"{exercise_id} {len(covered)} ({' '.join(covered)})" for exercise_id, covered in kinds.items()))
     unnamed = [v for v in wrong if not v.named_mistake]
     named = f"{len(wrong) - len(unnamed)}/{len(wrong)} wrong answers are told their mistake"
     report.passed.append(named if not unnamed else named + " (not told: " + ", ".join(

@@ -1,7 +1,7 @@
 import pytest
 
 from course.assignments import CourseLayoutError, exercises, notebook_path, read_notebook
-from course.mutants import Mutant, apply_batch, batches, coverage_problems, load_mutants, mutants_path
+from course.mutants import Mutant, apply_batch, batches, coverage_problems, load_mutants, mistake_coverage, mutants_path
 
 TINY = "99-tiny"
 
@@ -18,6 +18,9 @@ def test_incomplete_entries_are_refused(tmp_path):
     path = tmp_path / "mutants.toml"
     path.write_text('[[mutant]]\nexercise = "x"\nname = "no-message"\nkind = "wrong"\ncode = "pass"\n')
     with pytest.raises(CourseLayoutError, match="no-message.*message a student should see"):
+        load_mutants(path)
+    path.write_text('[[mutant]]\nexercise = "x"\nname = "no-kind"\nkind = "wrong"\nmessage = "m"\nmistake = "typo"\ncode = "pass"\n')
+    with pytest.raises(CourseLayoutError, match="no-kind.*its mistake, one of: edge-case"):
         load_mutants(path)
     path.write_text("[[mutant]\n")
     with pytest.raises(CourseLayoutError, match="not valid TOML"):
@@ -50,3 +53,11 @@ def test_apply_batch_replaces_only_the_named_solution_cell(tiny_course):
     assert len(changed) == 1
     assert mutated.cells[changed[0]].source == mutant.code
     assert "BEGIN SOLUTION" in source.cells[changed[0]].source
+
+
+def test_mistake_coverage_counts_distinct_kinds_per_exercise(tiny_course):
+    source = read_notebook(notebook_path(tiny_course, "source", TINY))
+    mutants = load_mutants(mutants_path(tiny_course, TINY))
+    assert mistake_coverage(mutants, exercises(source)) == {"add-numbers": ["formula", "shortcut", "interface"]}
+    twice = [*mutants, Mutant("add-numbers", "subtracts-again", "wrong", "pass", "m", "formula")]
+    assert mistake_coverage(twice, exercises(source)) == {"add-numbers": ["formula", "shortcut", "interface"]}
