@@ -10,6 +10,7 @@ object whose ``__eq__`` always answers True does not pass.
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
 import math
 import sys
@@ -160,6 +161,38 @@ def check_does_not_call(action: Callable[[], Any], forbidden: dict[str, Callable
     if called:
         fail(what, hint=f"{hint} (your code called {', '.join(sorted(called))})".strip(), show_values=False)
     return result
+
+
+def answer_digest(answer: Any) -> str:
+    """The digest ``check_answer`` compares with: a short SHA-256 of the answer, trimmed and lower-cased.
+
+    Authors compute it once (``answer_digest("b")``) and write it into the check, so a notebook
+    can check a quiz answer without showing it.
+    """
+    text = " ".join(str(answer).split()).lower()
+    return hashlib.sha256(f"ai-engineering-course:{text}".encode()).hexdigest()[:16]
+
+
+def check_answer(got: Any, digest: str, what: str, hint: str = "") -> None:
+    """Fail unless ``got`` is the answer whose ``answer_digest`` is ``digest`` (for "check your understanding" questions)."""
+    __tracebackhide__ = True
+    if not isinstance(got, (str, int)) or isinstance(got, bool):
+        fail(f"{what}: wrong type", "a letter or a number", f"a {type(got).__name__}", hint)
+    if answer_digest(got) != digest:
+        fail(what, hint=hint, show_values=False)
+
+
+def check_labelled_axes(ax: Any, what: str) -> None:
+    """Fail unless ``ax`` is a matplotlib Axes with a title and both axis labels (a figure a reader can read)."""
+    __tracebackhide__ = True
+    from matplotlib.axes import Axes
+
+    check_type(ax, Axes, f"{what}: a matplotlib Axes", "fig, ax = plt.subplots(), then draw on ax and return it")
+    title = ax.get_title() or (ax.figure.get_suptitle() if ax.figure is not None else "")
+    for part, text, hint in [("title", title, "ax.set_title(...)"), ("x-axis label", ax.get_xlabel(), "ax.set_xlabel(...)"),
+                             ("y-axis label", ax.get_ylabel(), "ax.set_ylabel(...)")]:
+        if not text.strip():
+            fail(f"{what}: the {part} is missing", hint=f"a figure needs a {part}: {hint}", show_values=False)
 
 
 def passed(name: str) -> None:

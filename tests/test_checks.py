@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from course.checks import (CheckFailed, check, check_close, check_does_not_call, check_equal, check_raises, check_succeeds,
-                           check_type, shown)
+from course.checks import (CheckFailed, answer_digest, check, check_answer, check_close, check_does_not_call, check_equal,
+                           check_labelled_axes, check_raises, check_succeeds, check_type, shown)
 
 
 class AlwaysEqual:
@@ -100,3 +100,32 @@ def test_does_not_call_catches_direct_and_indirect_library_use():
         check_does_not_call(lambda: borrowed([1, 0, 1], [1, 1, 1]), forbidden, "precision by hand", "count TP and FP")
     with pytest.raises(CheckFailed, match="called builtin sorted"):
         check_does_not_call(lambda: sorted([3, 1]), {"builtin sorted": sorted}, "no sorting")
+
+
+def test_check_answer_accepts_the_answer_in_any_case_and_spacing_and_hides_it():
+    digest = answer_digest("b")
+    check_answer(" B ", digest, "question 1")
+    check_answer(42, answer_digest(42), "question 2")
+    with pytest.raises(CheckFailed) as failure:
+        check_answer("c", digest, "question 1", "reread the section on drift")
+    assert "expected" not in str(failure.value) and "reread the section on drift" in str(failure.value)
+    with pytest.raises(CheckFailed, match="wrong type"):
+        check_answer(["b"], digest, "question 1")
+
+
+def test_check_labelled_axes_names_the_missing_part():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.set_title("Loss per epoch")
+    ax.set_xlabel("epoch")
+    with pytest.raises(CheckFailed, match="y-axis label is missing"):
+        check_labelled_axes(ax, "the loss curve")
+    ax.set_ylabel("loss")
+    check_labelled_axes(ax, "the loss curve")
+    with pytest.raises(CheckFailed, match="a matplotlib Axes"):
+        check_labelled_axes(fig, "the loss curve")
+    plt.close(fig)
