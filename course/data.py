@@ -21,6 +21,9 @@ ADULT_COLUMNS = [
     "hours_per_week", "native_country", "income",
 ]
 ADULT_NUMERIC = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
+# The Census Bureau's survey weight: how many people in the population a row stands for, not
+# something about the person. No notebook uses it as a model feature (01 explains why).
+ADULT_SURVEY_WEIGHT = "fnlwgt"
 
 GERMAN_COLUMNS = [
     "checking_status", "duration_months", "credit_history", "purpose", "credit_amount",
