@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 import tomllib
-from importlib.metadata import packages_distributions
+from importlib.metadata import metadata, packages_distributions
 from pathlib import Path
 
 import nbformat
@@ -62,6 +62,18 @@ def test_environment_yml_agrees_with_requirements(repo):
     assert compared >= 10
     assert "cpu" in next(spec for spec in conda if spec.startswith("pytorch="))
     assert "-e ." in pip_section
+
+
+def test_every_pin_installs_on_every_python_3_11(repo):
+    # Debian 12's python3 is 3.11.2: a pin whose Requires-Python starts at 3.11.5 breaks `make setup` there.
+    from packaging.specifiers import SpecifierSet
+
+    refused = {}
+    for name, version in pip_pins(repo).items():
+        requires = metadata(name).get("Requires-Python")
+        if requires and not {"3.11.0", "3.11.2"} <= set(SpecifierSet(requires).filter(["3.11.0", "3.11.2"])):
+            refused[f"{name}=={version}"] = requires
+    assert not refused, f"these pins do not install on every Python 3.11: {refused}"
 
 
 def test_package_dependencies_are_all_pinned(repo):
@@ -125,6 +137,18 @@ def test_environment_yml_installs_everything_the_notebooks_and_the_course_packag
             if not {normalise(name) for name in distributions.get(module, [module])} & installed:
                 missing.setdefault(module, []).append(origin)
     assert not missing, f"environment.yml does not install these imported modules: {missing}"
+
+
+def test_every_module_the_notebooks_import_imports_in_this_environment(repo):
+    modules = set()
+    for path in (repo / "source").glob("*/*.ipynb"):
+        code = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code")
+        modules |= imported_modules(code)
+    modules -= set(sys.stdlib_module_names)
+    assert {"course", "numpy", "pandas", "sklearn", "torch", "transformers"} <= modules
+    imported = subprocess.run([sys.executable, "-c", "import importlib, sys\nfor name in sys.argv[1:]:\n"
+                               "    importlib.import_module(name)", *sorted(modules)], capture_output=True, text=True)
+    assert imported.returncode == 0, imported.stderr[-2000:]
 
 
 def test_postbuild_puts_jupyterlab_in_student_mode(repo, tmp_path):
