@@ -85,7 +85,8 @@ def _cmd_bench(args) -> int:
     measurements = []
     for assignment in resolve(args.root, args.assignments):
         measurements.append(measure(args.root, assignment))
-        print(f"{assignment}: {measurements[-1].seconds:.1f} s, {measurements[-1].peak_mb:.0f} MB", flush=True)
+        done = measurements[-1]
+        print(f"{assignment}: {done.seconds:.1f} s, {done.one_cpu_seconds:.1f} s on one CPU, {done.peak_mb:.0f} MB", flush=True)
     print(table(measurements))
     if args.write:
         write_report(measurements, args.root / "docs" / "benchmarks.md")

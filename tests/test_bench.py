@@ -8,24 +8,31 @@ from course.bench import BUDGET_MB, Measurement, measure, table, write_report
 TINY = "99-tiny"
 
 
-def test_measure_runs_the_solved_notebook_in_a_fresh_kernel(tiny_course):
+def test_measure_runs_the_solved_notebook_in_a_fresh_kernel_on_all_cores_and_on_one(tiny_course):
+    import os
+
+    with_code_cell(tiny_course, "import os\nwith open('cpus.txt', 'a') as f:\n    print(len(os.sched_getaffinity(0)), file=f)")
     measurement = measure(tiny_course, TINY)
     assert measurement.errors == 0
-    assert 0 < measurement.seconds < 60
+    assert 0 < measurement.seconds < 60 and 0 < measurement.one_cpu_seconds < 90
+    cpus = (tiny_course / "source" / TINY / "cpus.txt").read_text().split()
+    assert cpus == [str(len(os.sched_getaffinity(0))), "1"]
     assert 30 < measurement.peak_mb < BUDGET_MB  # a kernel that imported numpy
     assert measurement.within_budget
 
 
 def test_budget_and_report(tmp_path):
-    fine = Measurement("01-a", 12.3, 400.0, 0)
-    slow = Measurement("02-b", 75.0, 400.0, 0)
-    heavy = Measurement("03-c", 10.0, 1600.0, 0)
-    broken = Measurement("04-d", 5.0, 100.0, 2)
-    assert fine.within_budget and not slow.within_budget and not heavy.within_budget and not broken.within_budget
-    assert "| 01-a | 12.3 | 400 | 0 | yes |" in table([fine])
+    fine = Measurement("01-a", 12.3, 20.5, 400.0, 0)
+    slow = Measurement("02-b", 75.0, 80.0, 400.0, 0)
+    slow_on_one_cpu = Measurement("03-c", 50.0, 95.0, 400.0, 0)
+    heavy = Measurement("04-d", 10.0, 15.0, 1600.0, 0)
+    broken = Measurement("05-e", 5.0, 6.0, 100.0, 2)
+    assert fine.within_budget
+    assert not any(m.within_budget for m in (slow, slow_on_one_cpu, heavy, broken))
+    assert "| 01-a | 12.3 | 20.5 | 400 | 0 | yes |" in table([fine])
     write_report([fine, slow], tmp_path / "docs" / "benchmarks.md")
     text = (tmp_path / "docs" / "benchmarks.md").read_text()
-    assert "| 02-b | 75.0 | 400 | 0 | NO |" in text and "course bench" in text
+    assert "| 02-b | 75.0 | 80.0 | 400 | 0 | NO |" in text and "course bench" in text and "1 CPU" in text
 
 
 def with_code_cell(course: Path, source: str) -> Path:
