@@ -21,6 +21,10 @@ c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.course_id = "ai-engineering-for-developers"
+# The gradebook: gradebook.db beside this file, unless COURSE_DB_URL names a shared database
+# (e.g. postgresql+psycopg://grader@db.example.org/course; see course/grader/gradebook.py).
+if os.environ.get("COURSE_DB_URL"):
+    c.CourseDirectory.db_url = os.environ["COURSE_DB_URL"]
 # mutants.toml holds wrong and alternative answers for `course verify`: never release it.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "mutants.toml"]
 

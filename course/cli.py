@@ -1,4 +1,4 @@
-"""The ``course`` command: build, verify, grade, report, bench and demo."""
+"""The ``course`` command: build, verify, grade, report, bench, demo and gradebook."""
 from __future__ import annotations
 
 import argparse
@@ -39,24 +39,27 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_grade(args) -> int:
+    from course.grader.gradebook import configured_url
     from course.grader.grading import exercise_table, grade_class
 
     grades = {}
     for assignment in resolve(args.root, args.assignments):
-        grades[assignment] = grade_class(args.root, assignment, args.jobs, progress=True, unsafe_no_sandbox=args.unsafe_no_sandbox)
+        grades[assignment] = grade_class(args.root, assignment, args.jobs, progress=True, unsafe_no_sandbox=args.unsafe_no_sandbox,
+                                         db_url=configured_url())
         print(f"\n{assignment}: per exercise\n{exercise_table(args.root, assignment, grades[assignment])}")
-    return _report_grades(grades, args.root)
+    return _report_grades(grades, args.root, configured_url())
 
 
-def _report_grades(grades, folder: Path) -> int:
+def _report_grades(grades, folder: Path, db_url: str | None = None) -> int:
     """Write grades.csv and report.html, print the class table and where results are; exit 3 when a submission needs a person's attention."""
+    from course.grader.gradebook import describe, gradebook_url
     from course.grader.grading import grades_table, write_grades_csv
     from course.report import write_report
 
     write_grades_csv(grades, folder / "grades.csv")
     report = write_report(folder, grades, folder / "report.html")
     print("\n" + grades_table(grades))
-    print(f"\ngradebook: {folder / 'gradebook.db'}; autograded notebooks: {folder / 'autograded'}; "
+    print(f"\ngradebook: {describe(gradebook_url(folder, db_url))}; autograded notebooks: {folder / 'autograded'}; "
           f"feedback: {folder / 'feedback'}; grades: {folder / 'grades.csv'}; report: {report}")
     return 3 if _print_attention(grades) else 0
 
@@ -111,7 +114,7 @@ def _cmd_demo(args) -> int:
     for assignment in assignments:
         classes[assignment] = write_demo_class(args.root, assignment, folder)
         print(f"grading {len(classes[assignment])} demo submissions of {assignment} with {args.jobs} nbgrader workers", flush=True)
-        grades[assignment] = grade_class(folder, assignment, args.jobs, progress=True)
+        grades[assignment] = grade_class(folder, assignment, args.jobs, progress=True, db_url=args.db_url)
     write_grades_csv(grades, folder / "grades.csv")
     notes = {assignment: {student.name: student.about for student in students} for assignment, students in classes.items()}
     report = write_report(folder, grades, folder / "report.html", title="Grade report: the demo class", notes=notes)
@@ -132,13 +135,25 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_report(args) -> int:
+    from course.grader.gradebook import configured_url
     from course.report import graded_results, summary_table, write_report
 
-    grades = graded_results(args.root, resolve(args.root, args.assignments))
+    grades = graded_results(args.root, resolve(args.root, args.assignments), db_url=configured_url())
     report = write_report(args.root, grades, (args.output or args.root / "report.html").resolve())
     print(summary_table(grades))
     _print_attention(grades)
     print(f"\nreport: {report}")
+    return 0
+
+
+def _cmd_gradebook_migrate(args) -> int:
+    from course.grader.gradebook import DB_URL_VARIABLE, configured_url, describe, gradebook_url, migrate_gradebook
+
+    source = args.source or gradebook_url(args.root, configured_url())
+    counts = migrate_gradebook(source, args.target)
+    print(f"moved {describe(source)} to {describe(args.target)}, every row checked:")
+    print("\n".join(f"  {table:28} {rows:>7}" for table, rows in counts.items()))
+    print(f"\nto grade into it from now on: export {DB_URL_VARIABLE}='{describe(args.target)}' (with its password, if any)")
     return 0
 
 
@@ -182,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("assignments", **names)
     demo.add_argument("--jobs", **jobs)
     demo.add_argument("--output", type=Path, default=None, help="folder for the demo class (default: build/demo in the course folder)")
+    demo.add_argument("--db-url", default=None, metavar="URL",
+                      help="grade the demo class into this database, one of its own (default: a SQLite gradebook in the demo folder)")
     demo.set_defaults(run=_cmd_demo)
 
     report = commands.add_parser("report", help="write report.html, figures and tables of the grades already in this "
@@ -189,6 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("assignments", **names)
     report.add_argument("--output", type=Path, default=None, help="where to write the report (default: report.html in the course folder)")
     report.set_defaults(run=_cmd_report)
+
+    gradebook = commands.add_parser("gradebook", help="move the gradebook to another database (e.g. PostgreSQL)")
+    gradebook_commands = gradebook.add_subparsers(dest="gradebook_command", required=True)
+    migrate = gradebook_commands.add_parser("migrate", help="copy every grade, comment and student into an empty database "
+                                            "and check nothing was lost")
+    migrate.add_argument("--to", required=True, metavar="URL", dest="target",
+                         help="the empty target database, e.g. postgresql+psycopg://grader@db.example.org/course")
+    migrate.add_argument("--from", metavar="URL", dest="source", default=None,
+                         help="the gradebook to move (default: COURSE_DB_URL, else gradebook.db in the course folder)")
+    migrate.set_defaults(run=_cmd_gradebook_migrate)
     return parser
 
 

@@ -90,16 +90,17 @@ def exercise_outcomes(course_dir: Path, assignment: str, results: dict[str, Grad
     return outcomes
 
 
-def graded_results(course_dir: Path, assignments: list[str]) -> Grades:
-    """Results of the ``assignments`` already autograded in ``course_dir``, read from its gradebook."""
-    if not (course_dir / "gradebook.db").is_file():
+def graded_results(course_dir: Path, assignments: list[str], db_url: str | None = None) -> Grades:
+    """Results of the ``assignments`` already autograded in ``course_dir``, read from its gradebook (``db_url``,
+    default the folder's ``gradebook.db``)."""
+    if db_url is None and not (course_dir / "gradebook.db").is_file():
         raise CourseLayoutError(f"no gradebook in {course_dir}: grade first (`course grade ASSIGNMENT`)")
     grades = {}
     for assignment in assignments:
         autograded = sorted(p.parent.name for p in (course_dir / "autograded").glob(f"*/{assignment}") if p.is_dir())
         if autograded:
             students = sorted({*autograded, *submitted_students(course_dir, assignment)})
-            grades[assignment] = read_results(course_dir, assignment, students, {})
+            grades[assignment] = read_results(course_dir, assignment, students, {}, db_url=db_url)
     if not grades:
         raise CourseLayoutError(f"nothing of {', '.join(assignments)} is graded in {course_dir}: grade first (`course grade ASSIGNMENT`)")
     return grades

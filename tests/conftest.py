@@ -43,3 +43,13 @@ def readable_text(page: str) -> str:
     """All a reader of an HTML page can see: its source with entities decoded, and its text without tags
     (code highlighting splits code into many tags, so hidden code would not show up in the source alone)."""
     return html.unescape(page) + "\n" + html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server for the session (tests/postgres.py); each test makes its own database."""
+    from postgres import ThrowawayPostgres
+
+    server = ThrowawayPostgres().start()
+    yield server
+    server.stop()

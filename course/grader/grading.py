@@ -30,6 +30,7 @@ import nbformat
 
 from course.assignments import (CourseLayoutError, exercises, is_autograded_test, nbgrader_meta, notebook_path, read_notebook,
                                 student_notebook_path)
+from course.grader.gradebook import DB_URL_VARIABLE, course_id, gradebook_url, prepare_gradebook
 from course.grader.preprocessors import INCIDENT_KEY, TAMPERING_KEY
 from course.grader.worker import FEEDBACK_FLAG, TOKEN_VARIABLE
 
@@ -81,10 +82,14 @@ class GradedSubmission:
         ]
 
 
-def nbgrader_env() -> dict[str, str]:
+def nbgrader_env(db_url: str | None = None) -> dict[str, str]:
     """The environment nbgrader runs in: this Python's scripts first on PATH (nbgrader calls
-    ``alembic`` by name), and one BLAS thread per kernel."""
+    ``alembic`` by name), one BLAS thread per kernel, and the gradebook ``db_url`` (by default
+    the course folder's own SQLite file, whatever ``COURSE_DB_URL`` the caller has set)."""
     env = dict(os.environ)
+    env.pop(DB_URL_VARIABLE, None)
+    if db_url:
+        env[DB_URL_VARIABLE] = db_url
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     # The parallelism comes from grading several notebooks at once, not from threads in each.
     env.setdefault("OMP_NUM_THREADS", "1")
@@ -116,11 +121,12 @@ def prepare_course(root: Path, assignment: str, folder: Path) -> Path:
 class GradingWorker:
     """A running ``course.grader.worker``: one nbgrader process that grades the students handed to it, one at a time."""
 
-    def __init__(self, course_dir: Path, assignment: str, *, feedback: bool, nbgrader_args: tuple[str, ...]):
+    def __init__(self, course_dir: Path, assignment: str, *, feedback: bool, nbgrader_args: tuple[str, ...],
+                 db_url: str | None = None):
         self.token = secrets.token_hex(16)
         command = [sys.executable, "-m", "course.grader.worker", assignment, "--force",
                    *([FEEDBACK_FLAG] if feedback else []), *nbgrader_args]
-        self.process = subprocess.Popen(command, cwd=course_dir, env={**nbgrader_env(), TOKEN_VARIABLE: self.token},
+        self.process = subprocess.Popen(command, cwd=course_dir, env={**nbgrader_env(db_url), TOKEN_VARIABLE: self.token},
                                         text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def grade(self, student: str) -> tuple[bool, str]:
@@ -160,9 +166,11 @@ class GradingWorker:
 
 
 def autograde_class(course_dir: Path, assignment: str, students: list[str], jobs: int, *, feedback: bool = True,
-                    nbgrader_args: tuple[str, ...] = (),
+                    nbgrader_args: tuple[str, ...] = (), db_url: str | None = None,
                     on_student_done: Callable[[], None] | None = None) -> dict[str, GradedSubmission]:
     """Autograde (and give feedback to) ``students`` of ``assignment`` in ``course_dir``, ``jobs`` nbgrader workers at a time.
+
+    Grades go to the gradebook ``db_url`` (default: the folder's ``gradebook.db``).
 
     Each worker takes the next student in the list as soon as it is free. The assignment must
     already be in the folder's gradebook (``nbgrader generate_assignment``). Every student gets
@@ -181,7 +189,7 @@ def autograde_class(course_dir: Path, assignment: str, students: list[str], jobs
         try:
             while (student := next_student()) is not None:
                 if worker is None or not worker.alive:
-                    worker = GradingWorker(course_dir, assignment, feedback=feedback, nbgrader_args=nbgrader_args)
+                    worker = GradingWorker(course_dir, assignment, feedback=feedback, nbgrader_args=nbgrader_args, db_url=db_url)
                 logs[student] = worker.grade(student)[1]
                 if on_student_done:
                     with lock:
@@ -193,15 +201,17 @@ def autograde_class(course_dir: Path, assignment: str, students: list[str], jobs
     with ThreadPoolExecutor(max(1, min(jobs, len(students)))) as pool:
         for running in [pool.submit(work) for _ in range(min(jobs, len(students)))]:
             running.result()
-    return read_results(course_dir, assignment, students, logs)
+    return read_results(course_dir, assignment, students, logs, db_url=db_url)
 
 
-def read_results(course_dir: Path, assignment: str, students: list[str], logs: dict[str, str]) -> dict[str, GradedSubmission]:
-    """Each student's autograded scores from the gradebook, the autograded notebook, and what needs attention."""
+def read_results(course_dir: Path, assignment: str, students: list[str], logs: dict[str, str],
+                 db_url: str | None = None) -> dict[str, GradedSubmission]:
+    """Each student's autograded scores from the gradebook (``db_url``, default the folder's ``gradebook.db``),
+    the autograded notebook, and what needs attention."""
     from nbgrader.api import Gradebook, MissingEntry
 
     results = {}
-    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gradebook:
+    with Gradebook(gradebook_url(course_dir, db_url)) as gradebook:
         max_scores = {cell.name: float(cell.max_score) for cell in gradebook.find_notebook(assignment, assignment).grade_cells
                       if cell.cell_type == "code"}
         for student in students:
@@ -242,11 +252,12 @@ def submitted_students(course_dir: Path, assignment: str) -> list[str]:
 
 
 def grade_class(course_dir: Path, assignment: str, jobs: int, *, progress: bool = False,
-                unsafe_no_sandbox: bool = False) -> dict[str, GradedSubmission]:
+                unsafe_no_sandbox: bool = False, db_url: str | None = None) -> dict[str, GradedSubmission]:
     """``course grade``: autograde every submission of ``assignment`` in ``course_dir`` and write feedback.
 
     Registers the assignment in the gradebook first (``nbgrader generate_assignment``), so a
-    fresh course folder works; results land in ``gradebook.db``, ``autograded/`` and ``feedback/``.
+    fresh course folder works, and its schema and course row before any worker opens it; results land in the
+    gradebook (``db_url``, default ``gradebook.db``), ``autograded/`` and ``feedback/``.
     Refuses to start without a working sandbox unless ``unsafe_no_sandbox``.
     """
     from course.grader.sandbox import sandbox_problem
@@ -258,7 +269,9 @@ def grade_class(course_dir: Path, assignment: str, jobs: int, *, progress: bool 
     if not students:
         raise GradingError(f"no submissions of {assignment} in {course_dir / 'submitted'} "
                            f"(expected submitted/<student>/{assignment}/{assignment}.ipynb)")
-    run_nbgrader_checked(["generate_assignment", assignment, "--force"], course_dir)
+    if db_url:
+        prepare_gradebook(db_url, course_id(course_dir))
+    run_nbgrader_checked(["generate_assignment", assignment, "--force"], course_dir, env=nbgrader_env(db_url))
     bar = None
     if progress:
         from tqdm import tqdm
@@ -266,7 +279,7 @@ def grade_class(course_dir: Path, assignment: str, jobs: int, *, progress: bool 
         bar = tqdm(total=len(students), desc=f"grading {assignment}", unit="student", file=sys.stderr)
     try:
         unsafe = ("--SandboxedKernelManager.unsafe_no_sandbox=True",) if unsafe_no_sandbox else ()
-        return autograde_class(course_dir, assignment, students, jobs, nbgrader_args=unsafe,
+        return autograde_class(course_dir, assignment, students, jobs, nbgrader_args=unsafe, db_url=db_url,
                                on_student_done=bar.update if bar else None)
     finally:
         if bar:
