@@ -27,6 +27,10 @@ MAX_SHOWN = 160
 # so they are silenced for the whole notebook.
 warnings.filterwarnings("ignore", category=PandasChangeWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
+# pandas 3 hands out read-only NumPy views (np.asarray(frame), series.to_numpy()), and
+# torch.from_numpy / torch.as_tensor warn that they cannot protect such an array: a correct
+# answer that follows the advice "convert with np.asarray, then make a tensor" is no mistake.
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
 
 
 class CheckFailed(AssertionError):

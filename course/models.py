@@ -40,6 +40,17 @@ def minilm_path() -> Path:
     return path
 
 
+def minilm_max_tokens() -> int:
+    """How many tokens of a text all-MiniLM-L6-v2 reads: ``max_seq_length`` in its ``sentence_bert_config.json`` (256).
+
+    sentence-transformers truncates every input to this length: the model was trained on
+    texts of at most 128 tokens, and its position embeddings stop at 512.
+    """
+    import json
+
+    return int(json.loads((minilm_path() / "sentence_bert_config.json").read_text())["max_seq_length"])
+
+
 def quiet_libraries() -> None:
     """Keep transformers, tokenizers and torch from writing warnings or progress bars to stderr."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

