@@ -62,6 +62,11 @@ def quiet_libraries() -> None:
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", module=r"(transformers|torch|huggingface_hub)(\..*)?")
+    # torch 2.10+ marks eager-mode quantisation (torch.ao.quantization.quantize_dynamic) as
+    # deprecated in favour of the separate torchao package; these notices are attributed to
+    # the caller's line, so the module filter above does not catch them.
+    warnings.filterwarnings("ignore", message=r"torch\.ao\.quantization is deprecated", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel", category=UserWarning)
 
 
 @functools.lru_cache(maxsize=1)
