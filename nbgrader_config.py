@@ -25,8 +25,9 @@ c.CourseDirectory.course_id = "ai-engineering-for-developers"
 # (e.g. postgresql+psycopg://grader@db.example.org/course; see course/grader/gradebook.py).
 if os.environ.get("COURSE_DB_URL"):
     c.CourseDirectory.db_url = os.environ["COURSE_DB_URL"]
-# mutants.toml holds wrong and alternative answers for `course verify`: never release it.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "mutants.toml"]
+# mutants.toml holds wrong and alternative answers for `course verify`: never release it; nor
+# what running a notebook leaves beside it (05's MLflow store).
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "mutants.toml", "mlflow.db", "mlruns"]
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
