@@ -33,8 +33,8 @@ def test_generate_and_autograde_from_the_root(repo, tmp_path):
     assert graded.returncode == 0, graded.stderr
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
         submission = gradebook.find_submission(ASSIGNMENT, "alice")
-        assert submission.max_score == 28  # 26 autograded + 2 for the written answer
+        assert submission.max_score == 32  # 30 autograded + 2 for the written answer
         autograded = sum(g.score for g in gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, "alice").grades
                          if g.auto_score is not None and g.cell_type == "code")
-        assert autograded == 26
+        assert autograded == 30
     assert (root / "autograded" / "alice" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()
