@@ -1,63 +1,18 @@
 """``course export``: the gradebook of a class graded by the real nbgrader, in the layouts Canvas and Moodle document.
 
-The class (the tiny assignment, 3 autograded points and a 1-point written answer, due 2025-01-10 12:00 UTC):
-alice hands in the solution on time and nobody grades her written answer; bob hands in a wrong answer
-worth 1 point 25 hours late with a half-day extension (13 hours late: one day started, 10%), and his
-written answer is graded 1 point after autograding, so his penalty becomes 10% of 2; carol is on the
-class list and hands in nothing; dave's submission was never graded.
+The class is conftest's ``class_with_late_work``: alice on time with her written answer not graded yet, bob 13 hours
+late after his extension with a written answer graded by hand (10% of 2 points), carol on the class list
+without a submission, dave never graded.
 """
 from __future__ import annotations
 
 import csv
-import shutil
-import warnings
 
-import nbformat
 import pytest
-from sqlalchemy.exc import SAWarning
 
-from conftest import FIXTURES, TINY
-from course.assignments import notebook_path, read_notebook
+from conftest import TINY
 from course.cli import main
 from course.export import CANVAS_IDENTITY, CANVAS_POINTS_ROW, MOODLE_IDENTITY, PLAIN_COLUMNS
-from course.grader.grading import grade_class, run_nbgrader_checked
-from course.mutants import apply_batch, load_mutants
-
-ROSTER = ("id,first_name,last_name,email,lms_user_id\nalice,Alice,Archer,alice@example.org,101\n"
-          'bob,Bob,"Baker, Jr.",bob@example.org,102\ncarol,Carol,Cook,carol@example.org,103\ndave,,,,\n')
-
-
-@pytest.fixture(scope="module")
-def graded_class(built_tiny_course, tmp_path_factory):
-    from nbgrader.api import Gradebook
-
-    course = tmp_path_factory.mktemp("export") / "course"
-    shutil.copytree(built_tiny_course, course)
-    run_nbgrader_checked(["generate_assignment", TINY, "--force"], course)
-    run_nbgrader_checked(["db", "assignment", "add", TINY, "--duedate=2025-01-10 12:00:00 UTC"], course)
-    (course / "roster.csv").write_text(ROSTER)
-    run_nbgrader_checked(["db", "student", "import", "roster.csv"], course)
-    (course / "extensions.csv").write_text("student_id,assignment,days\nbob,99-tiny,0.5\n")
-    source = read_notebook(notebook_path(course, "source", TINY))
-    wrong = next(m for m in load_mutants(FIXTURES / TINY / "mutants.toml") if m.name == "ignores-the-first-argument")
-    for student, batch, handed_in in [("alice", {}, "2025-01-10 11:00:00.000000 UTC"),
-                                      ("bob", {wrong.exercise: wrong}, "2025-01-11 13:00:00.000000 UTC")]:
-        folder = course / "submitted" / student / TINY
-        folder.mkdir(parents=True)
-        nbformat.write(apply_batch(source, batch), folder / f"{TINY}.ipynb")
-        (folder / "timestamp.txt").write_text(handed_in)
-    results = grade_class(course, TINY, jobs=2)
-    assert {s: g.score for s, g in results.items()} == {"alice": 3, "bob": 1}
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        # As Formgrader records a written answer graded by hand.
-        grade = gradebook.find_grade("why-add", TINY, TINY, "bob")
-        grade.manual_score, grade.needs_manual_grade = 1.0, False
-        gradebook.db.commit()
-        assert float(gradebook.find_submission(TINY, "bob").late_submission_penalty) == pytest.approx(0.1)
-        with warnings.catch_warnings():  # nbgrader's add_submission trips SQLAlchemy's autoflush warnings
-            warnings.simplefilter("ignore", SAWarning)
-            gradebook.update_or_create_submission(TINY, "dave")  # as when nbgrader stops before grading it
-    return course
 
 
 def export(course, to: str, *extra: str) -> list[list[str]]:
@@ -67,8 +22,8 @@ def export(course, to: str, *extra: str) -> list[list[str]]:
         return list(csv.reader(handle))
 
 
-def test_canvas_gets_its_documented_layout_with_written_answers_and_late_penalties(graded_class, capsys):
-    rows = export(graded_class, "canvas", "--canvas-id", "99=4242")
+def test_canvas_gets_its_documented_layout_with_written_answers_and_late_penalties(class_with_late_work, capsys):
+    rows = export(class_with_late_work, "canvas", "--canvas-id", "99=4242")
     assert rows[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", f"{TINY} (4242)"] == CANVAS_IDENTITY + [f"{TINY} (4242)"]
     assert rows[1] == [CANVAS_POINTS_ROW, "", "", "", "", "4"]
     assert rows[2:] == [["Archer, Alice", "101", "", "alice", "", "3"],
@@ -80,15 +35,15 @@ def test_canvas_gets_its_documented_layout_with_written_answers_and_late_penalti
     assert "not graded, left empty: dave (99-tiny)" in out and "written answers not graded yet, counted as 0: alice (99-tiny)" in out
 
 
-def test_moodle_gets_one_identifying_column_and_a_column_per_grade_item(graded_class):
-    rows = export(graded_class, "moodle")
+def test_moodle_gets_one_identifying_column_and_a_column_per_grade_item(class_with_late_work):
+    rows = export(class_with_late_work, "moodle")
     assert rows[0] == ["Username", "Email address", "First name", "Last name", TINY] == MOODLE_IDENTITY + [TINY]
     assert rows[1:] == [["alice", "alice@example.org", "Alice", "Archer", "3"], ["bob", "bob@example.org", "Bob", "Baker, Jr.", "1.8"],
                         ["carol", "carol@example.org", "Carol", "Cook", "0"], ["dave", "", "", "", ""]]
 
 
-def test_the_plain_csv_has_every_number_behind_a_grade(graded_class):
-    rows = export(graded_class, "csv", "99")
+def test_the_plain_csv_has_every_number_behind_a_grade(class_with_late_work):
+    rows = export(class_with_late_work, "csv", "99")
     assert rows[0] == PLAIN_COLUMNS
     table = {row[0]: dict(zip(PLAIN_COLUMNS, row)) for row in rows[1:]}
     bob = table["bob"]
@@ -99,11 +54,11 @@ def test_the_plain_csv_has_every_number_behind_a_grade(graded_class):
     assert {row["duedate"] for row in table.values()} == {"2025-01-10 12:00:00"}
 
 
-def test_the_export_stores_the_penalty_it_used(graded_class):
+def test_the_export_stores_the_penalty_it_used(class_with_late_work):
     from nbgrader.api import Gradebook
 
-    export(graded_class, "csv")
-    with Gradebook(f"sqlite:///{graded_class / 'gradebook.db'}") as gradebook:
+    export(class_with_late_work, "csv")
+    with Gradebook(f"sqlite:///{class_with_late_work / 'gradebook.db'}") as gradebook:
         assert float(gradebook.find_submission(TINY, "bob").late_submission_penalty) == pytest.approx(0.2)
 
 

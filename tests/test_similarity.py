@@ -81,7 +81,7 @@ def test_honest_independent_solutions_are_not_flagged(repo, tmp_path, assignment
     report = similarity_report(folder, assignment)
     assert report.pairs == [], [(m.first, m.second, m.share) for m in report.pairs]
     assert [m.first for m in report.reference] == ["solution"]
-    assert "alternatives" in report.compared and report.own_code["alternatives"] > report.min_match
+    assert "alternatives" in report.compared and report.code_size["alternatives"] > report.min_match
 
 
 def test_own_code_is_the_answer_cells_and_the_cells_a_student_added(repo):
