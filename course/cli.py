@@ -1,4 +1,4 @@
-"""The ``course`` command: build, verify, grade, report, bench and demo."""
+"""The ``course`` command: build, verify, grade (once or watching), report, similarity, export, bench and demo."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from course.assignments import CourseLayoutError, find_root, resolve
+from course.similarity import MIN_MATCH, THRESHOLD
 
 
 def _cmd_build(args) -> int:
@@ -41,6 +42,13 @@ def _cmd_verify(args) -> int:
 def _cmd_grade(args) -> int:
     from course.grader.grading import exercise_table, grade_class
 
+    if args.watch:
+        from course.grader.watch import watch
+
+        return watch(args.root, resolve(args.root, args.assignments), jobs=args.jobs, interval=args.interval,
+                     collect=args.collect, release_feedback=args.release_feedback, unsafe_no_sandbox=args.unsafe_no_sandbox)
+    if args.collect or args.release_feedback:
+        raise CourseLayoutError("--collect and --release-feedback go with --watch")
     grades = {}
     for assignment in resolve(args.root, args.assignments):
         grades[assignment] = grade_class(args.root, assignment, args.jobs, progress=True, unsafe_no_sandbox=args.unsafe_no_sandbox)
@@ -95,9 +103,9 @@ def _cmd_bench(args) -> int:
 
 def _cmd_demo(args) -> int:
     from course.build import build
-    from course.demo import prepare_folder, real_class_state, surprises, write_demo_class
+    from course.demo import prepare_folder, real_class_state, similarity_surprises, surprises, write_demo_class
     from course.grader.grading import grade_class, write_grades_csv
-    from course.report import summary_table, write_report
+    from course.report import class_similarity, summary_table, write_report
 
     start = time.perf_counter()
     real_class = real_class_state(args.root)
@@ -113,8 +121,12 @@ def _cmd_demo(args) -> int:
         grades[assignment] = grade_class(folder, assignment, args.jobs, progress=True)
     write_grades_csv(grades, folder / "grades.csv")
     notes = {assignment: {student.name: student.about for student in students} for assignment, students in classes.items()}
-    report = write_report(folder, grades, folder / "report.html", title="Grade report: the demo class", notes=notes)
-    unexpected = [f"{assignment}: {problem}" for assignment in assignments for problem in surprises(classes[assignment], grades[assignment])]
+    similarity = {assignment: class_similarity(folder, assignment) for assignment in assignments}
+    report = write_report(folder, grades, folder / "report.html", title="Grade report: the demo class", notes=notes,
+                          similarity=similarity)
+    unexpected = [f"{assignment}: {problem}" for assignment in assignments
+                  for problem in surprises(classes[assignment], grades[assignment])
+                  + similarity_surprises(classes[assignment], similarity[assignment])]
     if real_class_state(args.root) != real_class:
         unexpected.append(f"the course's own gradebook or submitted/ in {args.root} changed during the demo")
     names = dict.fromkeys(student.name for students in classes.values() for student in students)
@@ -123,7 +135,8 @@ def _cmd_demo(args) -> int:
     if unexpected:
         print("\nNOT as expected:\n  " + "\n  ".join(unexpected))
     else:
-        print("\nevery demo student got the points its submission earns, and only the broken and hostile ones were flagged")
+        print("\nevery demo student got the points its submission earns, only the broken and hostile ones were flagged, "
+              "and the similarity check paired only students who copied")
     print(f"\nreport:   {report}\ngrades:   {folder / 'grades.csv'}\nfeedback: {folder / 'feedback'}/<student>/<assignment>/"
           f"\n(all in the demo course folder {folder}, not in the course's own submitted/ or gradebook; "
           f"{time.perf_counter() - start:.0f} s)")
@@ -138,6 +151,35 @@ def _cmd_report(args) -> int:
     print(summary_table(grades))
     _print_attention(grades)
     print(f"\nreport: {report}")
+    return 0
+
+
+def _cmd_similarity(args) -> int:
+    from course.similarity import report_lines, similarity_report
+
+    found = False
+    for assignment in resolve(args.root, args.assignments):
+        report = similarity_report(args.root, assignment, threshold=args.threshold, min_match=args.min_match)
+        print("\n".join(report_lines(report)), flush=True)
+        found |= report.found
+    return 3 if found else 0
+
+
+def _cmd_export(args) -> int:
+    from course.export import export
+
+    canvas_ids = {}
+    for pair in args.canvas_id:
+        name, _, canvas_id = pair.partition("=")
+        if not canvas_id.strip():
+            raise CourseLayoutError(f"--canvas-id {pair!r}: write ASSIGNMENT=ID, e.g. 01=123456 (the number in the "
+                                    "assignment's Canvas address)")
+        canvas_ids[resolve(args.root, [name.strip()])[0]] = canvas_id.strip()
+    assignments = resolve(args.root, args.assignments) if args.assignments else None
+    book = export(args.root, args.to, args.file.resolve(), assignments, canvas_ids)
+    print(f"{args.to} export of {len(book.assignments)} assignments for {len(book.students)} students: {args.file.resolve()}")
+    for warning in book.warnings():
+        print(f"  {warning}")
     return 0
 
 
@@ -164,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--jobs", **jobs)
     grade.add_argument("--unsafe-no-sandbox", action="store_true",
                        help="grade without the bubblewrap sandbox (only for notebooks you trust)")
+    grade.add_argument("--watch", action="store_true", help="keep running: grade each new submission as it arrives in "
+                       "submitted/ and write its feedback (Ctrl-C stops; nothing is lost or graded twice)")
+    grade.add_argument("--collect", action="store_true", help="with --watch: run `nbgrader collect --update` every round")
+    grade.add_argument("--release-feedback", action="store_true",
+                       help="with --watch: release each new feedback to the exchange at once (`nbgrader release_feedback`)")
+    grade.add_argument("--interval", type=float, default=30.0, help="with --watch: seconds between rounds (default: 30)")
     grade.set_defaults(run=_cmd_grade)
 
     bench = commands.add_parser("bench", help="time and memory of each solved notebook in a fresh kernel")
@@ -188,6 +236,24 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("assignments", **names)
     report.add_argument("--output", type=Path, default=None, help="where to write the report (default: report.html in the course folder)")
     report.set_defaults(run=_cmd_report)
+
+    similarity = commands.add_parser("similarity", help="pairs of submissions whose own code is largely the same "
+                                     "(starter code and the reference solution left out); exit 3 if any")
+    similarity.add_argument("assignments", nargs="+", metavar="ASSIGNMENT", help="assignment ids or numbers")
+    similarity.add_argument("--threshold", type=float, default=THRESHOLD,
+                            help=f"share of one student's own code found in the other's to list a pair (default: {THRESHOLD})")
+    similarity.add_argument("--min-match", type=int, default=MIN_MATCH,
+                            help=f"least matching code, in characters of code tokens, to list a pair (default: {MIN_MATCH})")
+    similarity.set_defaults(run=_cmd_similarity)
+
+    export = commands.add_parser("export", help="write the gradebook's grades (written answers and late penalties "
+                                 "included) as a file Canvas or Moodle imports, or as a plain CSV")
+    export.add_argument("--to", choices=("canvas", "moodle", "csv"), required=True, help="the file's format")
+    export.add_argument("file", type=Path, metavar="FILE", help="where to write it")
+    export.add_argument("assignments", **names)
+    export.add_argument("--canvas-id", action="append", default=[], metavar="ASSIGNMENT=ID",
+                        help="the Canvas id of an assignment's column, e.g. 01=123456 (repeat for each)")
+    export.set_defaults(run=_cmd_export)
     return parser
 
 
