@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from course.assignments import CourseLayoutError, find_root, resolve
+from course.export import FORMATS
 from course.similarity import MIN_MATCH, THRESHOLD
 
 
@@ -248,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="write the gradebook's grades (written answers and late penalties "
                                  "included) as a file Canvas or Moodle imports, or as a plain CSV")
-    export.add_argument("--to", choices=("canvas", "moodle", "csv"), required=True, help="the file's format")
+    export.add_argument("--to", choices=FORMATS, required=True, help="the file's format")
     export.add_argument("file", type=Path, metavar="FILE", help="where to write it")
     export.add_argument("assignments", **names)
     export.add_argument("--canvas-id", action="append", default=[], metavar="ASSIGNMENT=ID",

@@ -162,9 +162,12 @@ class Watcher:
         found = []
         for student in submitted_students(self.course_dir, assignment):
             folder = self.course_dir / "submitted" / student / assignment
-            if time.time() - newest_change(folder) < SETTLE_SECONDS:
-                continue
-            seen = arrival(self.course_dir, assignment, student)
+            try:
+                if time.time() - newest_change(folder) < SETTLE_SECONDS:
+                    continue
+                seen = arrival(self.course_dir, assignment, student)
+            except OSError:
+                continue  # replaced while being read (a `collect --update` run elsewhere): seen again next round
             if seen not in self.ledger and seen.key not in self.failed:
                 found.append(seen)
         return found
@@ -175,7 +178,11 @@ class Watcher:
                                   nbgrader_args=self.nbgrader_args)
         for seen in arrivals:
             graded = results[seen.student]
-            if arrival(self.course_dir, assignment, seen.student) != seen:
+            try:
+                unchanged = arrival(self.course_dir, assignment, seen.student) == seen
+            except OSError:
+                unchanged = False
+            if not unchanged:
                 self.say(f"{_now()} {seen.student} ({assignment}) changed while being graded: grading it again")
                 continue
             if any(reason.startswith(COULD_NOT_GRADE) for reason in graded.attention):
