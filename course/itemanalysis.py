@@ -91,7 +91,7 @@ def item_statistics(results: dict[str, GradedSubmission], groups: list[tuple[str
     total = scores.sum(axis=1)
     found = []
     for exercise, tests in groups:
-        items = [(exercise, "exercise", tests)] + ([(test, "test", [test]) for test in tests] if len(tests) > 1 else [])
+        items = [(exercise, "exercise", tests)] + [(test, "test", [test]) for test in tests]
         for name, kind, columns in items:
             item = scores[columns].sum(axis=1)
             available = sum(points[c] for c in columns)
@@ -114,5 +114,9 @@ def item_analysis(course_dir: Path, assignment: str, results: dict[str, GradedSu
 
 
 def flagged(items: list[ItemStatistics]) -> list[ItemStatistics]:
-    """The items that flag themselves, in order."""
-    return [item for item in items if item.flags]
+    """The items that flag themselves, in order; a test that is its exercise's only test is said once, as the exercise."""
+    tests = {}
+    for item in items:
+        if item.kind == "test":
+            tests[item.exercise] = tests.get(item.exercise, 0) + 1
+    return [item for item in items if item.flags and not (item.kind == "test" and tests[item.exercise] == 1)]

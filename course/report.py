@@ -450,7 +450,7 @@ def _late(course_dir: Path, assignment: str, students: list[str]) -> dict[str, L
 
 def item_analysis_figure(items: list[ItemStatistics]) -> bytes | None:
     """Each test (or one-test exercise) at its difficulty and discrimination, the regions that flag an item shaded."""
-    shown = [item for item in items if item.kind == "test" or not any(i.kind == "test" and i.exercise == item.name for i in items)]
+    shown = [item for item in items if item.kind == "test"]
     if not shown:
         return None
     figure = Figure(figsize=(5.6, 3.9), layout="constrained")

@@ -37,15 +37,18 @@ def test_difficulty_and_discrimination_are_the_numbers_worked_out_by_hand():
     results["F"] = student("F", 0, 0, 0, attention=["the submitted file is not a readable notebook"])
     items = {item.name: item for item in item_statistics(results, GROUPS)}
 
-    assert list(items) == ["e1", "t1", "t2", "e2"]
-    assert [items[n].kind for n in items] == ["exercise", "test", "test", "exercise"]
-    assert {n: item.points for n, item in items.items()} == {"e1": 3, "t1": 1, "t2": 2, "e2": 1}
+    assert list(items) == ["e1", "t1", "t2", "e2", "t3"]
+    assert [items[n].kind for n in items] == ["exercise", "test", "test", "exercise", "test"]
+    assert {n: item.points for n, item in items.items()} == {"e1": 3, "t1": 1, "t2": 2, "e2": 1, "t3": 1}
     assert all(item.students == 5 for item in items.values())
-    assert {n: item.difficulty for n, item in items.items()} == pytest.approx({"e1": 8 / 15, "t1": 0.8, "t2": 0.4, "e2": 0.6})
+    assert {n: item.difficulty for n, item in items.items()} == pytest.approx(
+        {"e1": 8 / 15, "t1": 0.8, "t2": 0.4, "e2": 0.6, "t3": 0.6})
     assert items["t2"].discrimination == pytest.approx(1 / 6)
     assert items["t1"].discrimination == pytest.approx(0.4 / math.sqrt(4.16))
-    assert items["e2"].discrimination == pytest.approx(-0.8 / math.sqrt(8.64))
+    assert items["t3"].discrimination == items["e2"].discrimination == pytest.approx(-0.8 / math.sqrt(8.64))
     assert items["e1"].discrimination == pytest.approx(-0.8 / math.sqrt(8.64))
+    # t3 flags itself too, but it is all of e2: said once.
+    assert items["t3"].flags == ["negative"]
     assert [(item.name, item.flags) for item in flagged(list(items.values()))] == [("e1", ["negative"]), ("e2", ["negative"])]
 
 
