@@ -120,3 +120,11 @@ def flagged(items: list[ItemStatistics]) -> list[ItemStatistics]:
         if item.kind == "test":
             tests[item.exercise] = tests.get(item.exercise, 0) + 1
     return [item for item in items if item.flags and not (item.kind == "test" and tests[item.exercise] == 1)]
+
+
+def flagged_by_exercise(items: list[ItemStatistics]) -> dict[str, list[ItemStatistics]]:
+    """``flagged`` items grouped by exercise, in order: an exercise and its tests often flag themselves together."""
+    groups: dict[str, list[ItemStatistics]] = {}
+    for item in flagged(items):
+        groups.setdefault(item.exercise, []).append(item)
+    return groups

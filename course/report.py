@@ -43,7 +43,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from course.assignments import CourseLayoutError, exercises, notebook_path, read_notebook
 from course.grader.grading import GradedSubmission, read_results, submitted_students
 from course.grader.late import Lateness, duration, late_submissions
-from course.itemanalysis import EASY, FLAG_SENTENCES, HARD, ItemStatistics, flagged, item_analysis
+from course.itemanalysis import EASY, FLAG_SENTENCES, HARD, ItemStatistics, flagged_by_exercise, item_analysis
 from course.similarity import MatchedCell, SimilarityReport, similarity_report
 
 Grades = dict[str, dict[str, GradedSubmission]]
@@ -449,10 +449,12 @@ def _late(course_dir: Path, assignment: str, students: list[str]) -> dict[str, L
 
 
 def item_analysis_figure(items: list[ItemStatistics]) -> bytes | None:
-    """Each test (or one-test exercise) at its difficulty and discrimination, the regions that flag an item shaded."""
+    """Each test at its difficulty and discrimination, the regions that flag an item shaded; a flagged test carries the
+    number of its exercise in the list beside the figure."""
     shown = [item for item in items if item.kind == "test"]
     if not shown:
         return None
+    numbers = {item.name: number for number, group in enumerate(flagged_by_exercise(items).values(), 1) for item in group}
     figure = Figure(figsize=(5.6, 3.9), layout="constrained")
     axes = figure.subplots()
     axes.axvspan(EASY, 1.04, color=SOME, alpha=0.16, zorder=0, label="almost everyone / nobody earns it")
@@ -461,14 +463,18 @@ def item_analysis_figure(items: list[ItemStatistics]) -> bytes | None:
     defined = [item for item in shown if item.discrimination is not None]
     undefined = [item for item in shown if item.discrimination is None]
     axes.scatter([i.difficulty for i in defined], [i.discrimination for i in defined], s=[30 + 12 * i.points for i in defined],
-                 color=[NONE if i.flags else FULL for i in defined], alpha=0.85, edgecolor="white", linewidth=0.6, zorder=3)
+                 color=[NONE if i.name in numbers else FULL for i in defined], alpha=0.85, edgecolor="white", linewidth=0.6,
+                 zorder=3)
     if undefined:
         axes.scatter([i.difficulty for i in undefined], [0.0] * len(undefined), marker="x", color=FLAGGED, zorder=3,
                      label="undefined (no spread)")
+    labelled = set()
     for item in shown:
-        if item.flags:
-            axes.annotate(_plain(item.name), (item.difficulty, item.discrimination or 0.0), xytext=(5, 4),
-                          textcoords="offset points", fontsize=8, color=INK)
+        place = (round(item.difficulty, 2), round(item.discrimination or 0.0, 1), numbers.get(item.name))
+        if item.name in numbers and place not in labelled:
+            labelled.add(place)
+            axes.annotate(str(numbers[item.name]), (item.difficulty, item.discrimination or 0.0), xytext=(5, 4),
+                          textcoords="offset points", fontsize=9, color=INK, fontweight="bold")
     axes.set_xlim(-0.04, 1.04)
     axes.set_ylim(-1.08, 1.08)
     axes.xaxis.set_major_formatter(PercentFormatter(1.0))
@@ -482,23 +488,29 @@ def item_analysis_figure(items: list[ItemStatistics]) -> bytes | None:
 def _item_analysis_section(assignment: str, items: list[ItemStatistics]) -> str:
     if not items:
         return ""
+
+    def numbers(item: ItemStatistics) -> str:
+        return f'{item.difficulty:.0%}, {"undefined" if item.discrimination is None else f"{item.discrimination:+.2f}"}'
+
     rows = "".join(
         f'<tr class="{"flagged" if item.flags else ""}"><td>{_text(item.name)}</td><td>{item.kind}</td>'
         f'<td class="num">{item.points:g}</td><td class="num">{item.difficulty:.0%}</td>'
         f'<td class="num">{"–" if item.discrimination is None else f"{item.discrimination:+.2f}"}</td>'
         f'<td>{", ".join(item.flags)}</td></tr>' for item in items)
-    notes = "".join(f"<li><b>{_text(item.name)}</b> ({item.kind}, difficulty {item.difficulty:.0%}, discrimination "
-                    f'{"undefined" if item.discrimination is None else f"{item.discrimination:+.2f}"}): '
-                    f"{' '.join(FLAG_SENTENCES[flag] for flag in item.flags)}</li>" for item in flagged(items))
+    notes = ""
+    for exercise, group in flagged_by_exercise(items).items():
+        named = "; ".join(f"<b>{_text(item.name)}</b> ({item.kind}: {numbers(item)})" for item in group)
+        flags = dict.fromkeys(flag for item in group for flag in item.flags)
+        notes += f"<li>{named}. {' '.join(FLAG_SENTENCES[flag] for flag in flags)}</li>"
     students = items[0].students
     return (f'<section class="items"><h2>Item analysis · {_text(assignment)}</h2>'
             f'<p class="muted">Over {students} students graded normally. <b>Difficulty</b>: the mean share of an item\'s '
             "points the class earned. <b>Discrimination</b>: how the item's score goes with the score on the rest of the "
             "assignment (the corrected item-total correlation, from -1 to 1): high means stronger students earn it more "
             "often; near 0, it tells them apart little; negative, the weaker ones do better. With few students these "
-            "numbers are rough.</p>"
+            "numbers are rough. In brackets: difficulty, discrimination.</p>"
             f'<div class="figs">{_figure(item_analysis_figure(items), f"Item analysis of {assignment}")}'
-            f'<div>{"<h3>Items that flag themselves</h3><ul>" + notes + "</ul>" if notes else "<p>No item flags itself.</p>"}'
+            f'<div>{"<h3>Items that flag themselves</h3><ol>" + notes + "</ol>" if notes else "<p>No item flags itself.</p>"}'
             "</div></div>"
             '<details><summary>Every exercise and test</summary><div class="scroll"><table><thead><tr><th>item</th><th>kind</th>'
             '<th class="num">points</th><th class="num">difficulty</th><th class="num">discrimination</th><th>flags</th></tr>'

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from course.grader.grading import GradedSubmission
-from course.itemanalysis import FLAG_SENTENCES, ItemStatistics, flagged, item_analysis, item_statistics
+from course.itemanalysis import FLAG_SENTENCES, ItemStatistics, flagged, flagged_by_exercise, item_analysis, item_statistics
 
 TINY = "99-tiny"
 POINTS = {"t1": 1.0, "t2": 2.0, "t3": 1.0}
@@ -50,6 +50,7 @@ def test_difficulty_and_discrimination_are_the_numbers_worked_out_by_hand():
     # t3 flags itself too, but it is all of e2: said once.
     assert items["t3"].flags == ["negative"]
     assert [(item.name, item.flags) for item in flagged(list(items.values()))] == [("e1", ["negative"]), ("e2", ["negative"])]
+    assert {e: [i.name for i in group] for e, group in flagged_by_exercise(list(items.values())).items()} == {"e1": ["e1"], "e2": ["e2"]}
 
 
 def test_items_everyone_or_nobody_earns_flag_themselves_and_say_why():
