@@ -12,9 +12,10 @@ costs only the cells that did not run, and feedback never shows hidden tests.
 import os
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades,
-                                    IgnorePattern, LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
+from nbgrader.preprocessors import (CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades, IgnorePattern, LimitOutput,
+                                    OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
 
+from course.grader.late import ExplainLatePenalty, LatePenalties
 from course.grader.preprocessors import HardenedExecute, HideHiddenTests, RestoreTestCells
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
@@ -38,7 +39,7 @@ c.Autograde.sanitize_preprocessors = [
     ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreTestCells, OverwriteCells, CheckCellMetadata,
 ]
 c.Autograde.autograde_preprocessors = [
-    HardenedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,
+    HardenedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, LatePenalties,
     CheckCellMetadata,
 ]
 # Every test cell finishes in seconds on a 2-core machine; 60 s leaves room for a slow laptop.
@@ -60,4 +61,16 @@ c.SandboxedKernelManager.file_mb = 64
 c.SandboxedKernelManager.tmp_mb = 256
 
 # ---- feedback: outcomes and messages, never hidden tests -------------------------------
-c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [ExplainLatePenalty, GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+# Feedback is always rebuilt from the gradebook: nbgrader otherwise skips a student whose submission time did not
+# change, and the page would keep a late penalty an extension removed, or miss written answers graded since.
+c.GenerateFeedback.force = True
+
+# ---- late submissions (course/grader/late.py) ---------------------------------------------
+# Due dates: `nbgrader db assignment add NN-slug --duedate="2025-03-14 17:00:00 UTC"`. Extensions: extensions.csv
+# in this folder (student_id,assignment,days). Each day or part of a day late costs 10% of the points earned, at most
+# 50%; 15 minutes' grace covers slow uploads and clocks. A resubmission is judged by its own timestamp.txt.
+c.PercentPerDayLate.percent_per_day = 10
+c.PercentPerDayLate.maximum_percent = 50
+c.PercentPerDayLate.grace_minutes = 15
+c.LatePenalties.extensions_file = "extensions.csv"

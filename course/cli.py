@@ -1,4 +1,4 @@
-"""The ``course`` command: build, verify, grade, report, bench, demo and gradebook."""
+"""The ``course`` command: build, verify, grade (once or watching), report, similarity, export, gradebook, bench and demo."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 from course.assignments import CourseLayoutError, find_root, resolve
+from course.export import FORMATS
+from course.similarity import MIN_MATCH, THRESHOLD
 
 
 def _cmd_build(args) -> int:
@@ -42,6 +44,14 @@ def _cmd_grade(args) -> int:
     from course.grader.gradebook import configured_url
     from course.grader.grading import exercise_table, grade_class
 
+    if args.watch:
+        from course.grader.watch import watch
+
+        return watch(args.root, resolve(args.root, args.assignments), jobs=args.jobs, interval=args.interval,
+                     collect=args.collect, release_feedback=args.release_feedback, unsafe_no_sandbox=args.unsafe_no_sandbox,
+                     db_url=configured_url())
+    if args.collect or args.release_feedback:
+        raise CourseLayoutError("--collect and --release-feedback go with --watch")
     grades = {}
     for assignment in resolve(args.root, args.assignments):
         grades[assignment] = grade_class(args.root, assignment, args.jobs, progress=True, unsafe_no_sandbox=args.unsafe_no_sandbox,
@@ -52,14 +62,14 @@ def _cmd_grade(args) -> int:
 
 def _report_grades(grades, folder: Path, db_url: str | None = None) -> int:
     """Write grades.csv and report.html, print the class table and where results are; exit 3 when a submission needs a person's attention."""
-    from course.grader.gradebook import describe, gradebook_url
+    from course.grader.gradebook import describe, url_for
     from course.grader.grading import grades_table, write_grades_csv
     from course.report import write_report
 
     write_grades_csv(grades, folder / "grades.csv")
     report = write_report(folder, grades, folder / "report.html")
     print("\n" + grades_table(grades))
-    print(f"\ngradebook: {describe(gradebook_url(folder, db_url))}; autograded notebooks: {folder / 'autograded'}; "
+    print(f"\ngradebook: {describe(url_for(folder, db_url))}; autograded notebooks: {folder / 'autograded'}; "
           f"feedback: {folder / 'feedback'}; grades: {folder / 'grades.csv'}; report: {report}")
     return 3 if _print_attention(grades) else 0
 
@@ -99,9 +109,9 @@ def _cmd_bench(args) -> int:
 
 def _cmd_demo(args) -> int:
     from course.build import build
-    from course.demo import prepare_folder, real_class_state, surprises, write_demo_class
+    from course.demo import prepare_folder, real_class_state, similarity_surprises, surprises, write_demo_class
     from course.grader.grading import grade_class, write_grades_csv
-    from course.report import summary_table, write_report
+    from course.report import class_similarity, summary_table, write_report
 
     start = time.perf_counter()
     real_class = real_class_state(args.root)
@@ -117,8 +127,12 @@ def _cmd_demo(args) -> int:
         grades[assignment] = grade_class(folder, assignment, args.jobs, progress=True, db_url=args.db_url)
     write_grades_csv(grades, folder / "grades.csv")
     notes = {assignment: {student.name: student.about for student in students} for assignment, students in classes.items()}
-    report = write_report(folder, grades, folder / "report.html", title="Grade report: the demo class", notes=notes)
-    unexpected = [f"{assignment}: {problem}" for assignment in assignments for problem in surprises(classes[assignment], grades[assignment])]
+    similarity = {assignment: class_similarity(folder, assignment) for assignment in assignments}
+    report = write_report(folder, grades, folder / "report.html", title="Grade report: the demo class", notes=notes,
+                          similarity=similarity)
+    unexpected = [f"{assignment}: {problem}" for assignment in assignments
+                  for problem in surprises(classes[assignment], grades[assignment])
+                  + similarity_surprises(classes[assignment], similarity[assignment])]
     if real_class_state(args.root) != real_class:
         unexpected.append(f"the course's own gradebook or submitted/ in {args.root} changed during the demo")
     names = dict.fromkeys(student.name for students in classes.values() for student in students)
@@ -127,7 +141,8 @@ def _cmd_demo(args) -> int:
     if unexpected:
         print("\nNOT as expected:\n  " + "\n  ".join(unexpected))
     else:
-        print("\nevery demo student got the points its submission earns, and only the broken and hostile ones were flagged")
+        print("\nevery demo student got the points its submission earns, only the broken and hostile ones were flagged, "
+              "and the similarity check paired only students who copied")
     print(f"\nreport:   {report}\ngrades:   {folder / 'grades.csv'}\nfeedback: {folder / 'feedback'}/<student>/<assignment>/"
           f"\n(all in the demo course folder {folder}, not in the course's own submitted/ or gradebook; "
           f"{time.perf_counter() - start:.0f} s)")
@@ -147,13 +162,42 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_gradebook_migrate(args) -> int:
-    from course.grader.gradebook import DB_URL_VARIABLE, configured_url, describe, gradebook_url, migrate_gradebook
+    from course.grader.gradebook import DB_URL_VARIABLE, configured_url, describe, url_for, migrate_gradebook
 
-    source = args.source or gradebook_url(args.root, configured_url())
+    source = args.source or url_for(args.root, configured_url())
     counts = migrate_gradebook(source, args.target)
     print(f"moved {describe(source)} to {describe(args.target)}, every row checked:")
     print("\n".join(f"  {table:28} {rows:>7}" for table, rows in counts.items()))
     print(f"\nto grade into it from now on: export {DB_URL_VARIABLE}='{describe(args.target)}' (with its password, if any)")
+    return 0
+
+
+def _cmd_similarity(args) -> int:
+    from course.similarity import report_lines, similarity_report
+
+    found = False
+    for assignment in resolve(args.root, args.assignments):
+        report = similarity_report(args.root, assignment, threshold=args.threshold, min_match=args.min_match)
+        print("\n".join(report_lines(report)), flush=True)
+        found |= report.found
+    return 3 if found else 0
+
+
+def _cmd_export(args) -> int:
+    from course.export import export
+
+    canvas_ids = {}
+    for pair in args.canvas_id:
+        name, _, canvas_id = pair.partition("=")
+        if not canvas_id.strip():
+            raise CourseLayoutError(f"--canvas-id {pair!r}: write ASSIGNMENT=ID, e.g. 01=123456 (the number in the "
+                                    "assignment's Canvas address)")
+        canvas_ids[resolve(args.root, [name.strip()])[0]] = canvas_id.strip()
+    assignments = resolve(args.root, args.assignments) if args.assignments else None
+    book = export(args.root, args.to, args.file.resolve(), assignments, canvas_ids)
+    print(f"{args.to} export of {len(book.assignments)} assignments for {len(book.students)} students: {args.file.resolve()}")
+    for warning in book.warnings():
+        print(f"  {warning}")
     return 0
 
 
@@ -180,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--jobs", **jobs)
     grade.add_argument("--unsafe-no-sandbox", action="store_true",
                        help="grade without the bubblewrap sandbox (only for notebooks you trust)")
+    grade.add_argument("--watch", action="store_true", help="keep running: grade each new submission as it arrives in "
+                       "submitted/ and write its feedback (Ctrl-C stops; nothing is lost or graded twice)")
+    grade.add_argument("--collect", action="store_true", help="with --watch: run `nbgrader collect --update` every round")
+    grade.add_argument("--release-feedback", action="store_true",
+                       help="with --watch: release each new feedback to the exchange at once (`nbgrader release_feedback`)")
+    grade.add_argument("--interval", type=float, default=30.0, help="with --watch: seconds between rounds (default: 30)")
     grade.set_defaults(run=_cmd_grade)
 
     bench = commands.add_parser("bench", help="time and memory of each solved notebook in a fresh kernel")
@@ -216,6 +266,24 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--from", metavar="URL", dest="source", default=None,
                          help="the gradebook to move (default: COURSE_DB_URL, else gradebook.db in the course folder)")
     migrate.set_defaults(run=_cmd_gradebook_migrate)
+
+    similarity = commands.add_parser("similarity", help="pairs of submissions whose own code is largely the same "
+                                     "(starter code and the reference solution left out); exit 3 if any")
+    similarity.add_argument("assignments", nargs="+", metavar="ASSIGNMENT", help="assignment ids or numbers")
+    similarity.add_argument("--threshold", type=float, default=THRESHOLD,
+                            help=f"share of one student's own code found in the other's to list a pair (default: {THRESHOLD})")
+    similarity.add_argument("--min-match", type=int, default=MIN_MATCH,
+                            help=f"least matching code, in characters of code tokens, to list a pair (default: {MIN_MATCH})")
+    similarity.set_defaults(run=_cmd_similarity)
+
+    export = commands.add_parser("export", help="write the gradebook's grades (written answers and late penalties "
+                                 "included) as a file Canvas or Moodle imports, or as a plain CSV")
+    export.add_argument("--to", choices=FORMATS, required=True, help="the file's format")
+    export.add_argument("file", type=Path, metavar="FILE", help="where to write it")
+    export.add_argument("assignments", **names)
+    export.add_argument("--canvas-id", action="append", default=[], metavar="ASSIGNMENT=ID",
+                        help="the Canvas id of an assignment's column, e.g. 01=123456 (repeat for each)")
+    export.set_defaults(run=_cmd_export)
     return parser
 
 

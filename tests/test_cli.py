@@ -12,7 +12,7 @@ def course(*args, cwd=None):
 def test_help_lists_the_commands():
     result = course("--help")
     assert result.returncode == 0
-    for command in ("build", "verify", "grade", "bench", "demo"):
+    for command in ("build", "verify", "grade", "bench", "demo", "report", "similarity", "export"):
         assert command in result.stdout
 
 
@@ -37,8 +37,8 @@ def test_demo_builds_grades_and_reports_a_class_outside_the_course(tiny_course, 
     result = course("--root", str(tiny_course), "demo", "--jobs", "2", "--output", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stdout + result.stderr
     rows = {row["student"]: row for row in csv.DictReader((tmp_path / "demo" / "grades.csv").open())}
-    assert set(rows) == {"perfect", "blank", "broken-file", "hostile", *(f"partial-{n:02d}" for n in range(1, 7))}
-    assert [rows[s]["score"] for s in ("perfect", "blank", "broken-file", "hostile")] == ["3", "0", "0", "0"]
+    assert set(rows) == {"perfect", "blank", "broken-file", "hostile", "copied-from", "copier", *(f"partial-{n:02d}" for n in range(1, 7))}
+    assert [rows[s]["score"] for s in ("perfect", "blank", "broken-file", "hostile", "copied-from", "copier")] == ["3", "0", "0", "0", "3", "3"]
     assert rows["perfect"]["needs_attention"] == rows["blank"]["needs_attention"] == ""
     assert "not a readable notebook" in rows["broken-file"]["needs_attention"]
     assert "changed the grading environment" in rows["hostile"]["needs_attention"]

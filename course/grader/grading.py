@@ -30,7 +30,7 @@ import nbformat
 
 from course.assignments import (CourseLayoutError, exercises, is_autograded_test, nbgrader_meta, notebook_path, read_notebook,
                                 student_notebook_path)
-from course.grader.gradebook import DB_URL_VARIABLE, course_id, gradebook_url, prepare_gradebook
+from course.grader.gradebook import DB_URL_VARIABLE, course_id, url_for, prepare_gradebook
 from course.grader.preprocessors import INCIDENT_KEY, TAMPERING_KEY
 from course.grader.worker import FEEDBACK_FLAG, TOKEN_VARIABLE
 
@@ -211,7 +211,7 @@ def read_results(course_dir: Path, assignment: str, students: list[str], logs: d
     from nbgrader.api import Gradebook, MissingEntry
 
     results = {}
-    with Gradebook(gradebook_url(course_dir, db_url)) as gradebook:
+    with Gradebook(url_for(course_dir, db_url)) as gradebook:
         max_scores = {cell.name: float(cell.max_score) for cell in gradebook.find_notebook(assignment, assignment).grade_cells
                       if cell.cell_type == "code"}
         for student in students:
