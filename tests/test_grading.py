@@ -60,10 +60,10 @@ def test_a_worker_grades_students_one_after_another_and_survives_a_failure(tiny_
     run_nbgrader_checked(["generate_assignment", TINY, "--force"], tiny_course)
     worker = GradingWorker(tiny_course, TINY, feedback=True, nbgrader_args=())
     try:
-        ok, log = worker.grade("nobody")
-        assert not ok and "submitted/nobody" in log
-        ok, log = worker.grade("perfect")
-        assert ok and "perfect" in log
+        verdict, log = worker.grade("nobody")
+        assert verdict == "failed" and "submitted/nobody" in log
+        verdict, log = worker.grade("perfect")
+        assert verdict == "ok" and "perfect" in log
         assert worker.alive
     finally:
         worker.close()
