@@ -52,6 +52,7 @@ import functools
 import gc
 import importlib.machinery
 import importlib.util
+import operator
 import os
 import sys
 import types
@@ -153,6 +154,9 @@ _staticmethod, _classmethod = staticmethod, classmethod
 _SourceFileLoader = importlib.machinery.SourceFileLoader
 _Handle, _TimerHandle, _Task, _Info = asyncio.events.Handle, asyncio.events.TimerHandle, asyncio.Task, weakref.finalize._Info
 _property = property
+# Bulk reads in C (map over attrgetter): the checks read tens of thousands of tags and attributes.
+_value_of, _dict_of, _contents_of = (operator.attrgetter(name) for name in ("value", "__dict__", "cell_contents"))
+_is_not = operator.is_not
 # Slots read through their own descriptors, which no change to the classes can replace.
 _HANDLE_CALLBACK, _HANDLE_ARGS, _HANDLE_CANCELLED = (asyncio.events.Handle.__dict__[name]
                                                       for name in ("_callback", "_args", "_cancelled"))
@@ -286,10 +290,13 @@ def _snapshot_dictionaries(strict_modules: set[str]) -> None:
         seen.add(id(f))
         if level == STRICT:
             strict_functions.add(f)
-        watch(label, f.__dict__, "function", f, level)
-        if f.__kwdefaults__ is not None:
-            watch(label, f.__kwdefaults__, "keyword defaults", f, level)
-        closures.extend((label, number, cell, _cell_contents(cell), level) for number, cell in enumerate(f.__closure__ or ()))
+        if level != LENIENT:  # the attributes of the rest of the libraries' functions are theirs to change
+            watch(label, f.__dict__, "function", f, level)
+        if f.__kwdefaults__ is not None:  # no library changes these in place: any change counts
+            watch(label, f.__kwdefaults__, "keyword defaults", f, max(level, STRICT_CONTENT))
+        # An empty cell (a name the function will bind later) has nothing to compare yet.
+        closures.extend((label, number, cell, _cell_contents(cell), level) for number, cell in enumerate(f.__closure__ or ())
+                        if _cell_contents(cell) is not _MISSING)
 
     def level_of(name):
         return STRICT if name in strict_modules else STRICT_CONTENT if name in _S["test_modules"] else LENIENT
@@ -311,7 +318,9 @@ def _snapshot_dictionaries(strict_modules: set[str]) -> None:
                         function(f"{label}.{attribute}", member, class_level)
             else:
                 function(f"{name}.{key}", value, level)
-    _S.update(entries=entries, tags=[entry[2].value for entry in entries], closures=closures,
+    _S.update(entries=entries, tag_views=[entry[2] for entry in entries], tags=[entry[2].value for entry in entries],
+              function_dicts=tuple(zip(*[(entry[0], entry[1], entry[5]) for entry in entries if entry[4] == "function"])),
+              closures=closures, cells=[item[2] for item in closures], cell_contents=[item[3] for item in closures],
               strict_functions=strict_functions, builtin_names=frozenset(vars(builtins)), modules=sys.modules,
               modules_copy=dict(sys.modules))
 
@@ -453,32 +462,38 @@ def _submission_code(value) -> bool:
 
 def _check_dictionaries(while_testing: bool) -> list[str]:
     """Compare every watched dictionary with its snapshot, and its version tag with the last check; put back what changed."""
-    findings, tags = [], _S["tags"]
-    for number, entry in enumerate(_S["entries"]):
-        label, d, tag, _, kind, owner, _, level = entry
-        if kind == "function" and owner.__dict__ is not d:
-            findings.append(f"replaced the attributes of {label}")
-            owner.__dict__ = d
-        elif kind == "keyword defaults" and owner.__kwdefaults__ is not d:
-            findings.append(f"replaced the keyword defaults of {label}")
-        if tag.value == tags[number]:
-            continue
-        changes, changed = _check_entry(entry)
-        findings += changes
-        if not changed and while_testing and level == STRICT and not (kind == "module" and label in VOLATILE):
-            findings.append(f"changed {label} and changed it back")
-        tags[number] = tag.value
-    for number, (label, cell_number, cell, contents, level) in enumerate(_S["closures"]):
+    findings, entries, tags, tag_views = [], _S["entries"], _S["tags"], _S["tag_views"]
+    labels, dicts, functions = _S["function_dicts"]
+    if any(map(_is_not, map(_dict_of, functions), dicts)):
+        for label, d, function in zip(labels, dicts, functions):
+            if function.__dict__ is not d:
+                findings.append(f"replaced the attributes of {label}")
+                function.__dict__ = d
+    now = list(map(_value_of, tag_views))  # the fast path: one C comparison of two lists when nothing was written
+    if now != tags:
+        for number in [number for number, (value, seen) in enumerate(zip(now, tags)) if value != seen]:
+            label, kind, level = entries[number][0], entries[number][4], entries[number][7]
+            changes, changed = _check_entry(entries[number])
+            findings += changes
+            if not changed and while_testing and level == STRICT and not (kind == "module" and label in VOLATILE):
+                findings.append(f"changed {label} and changed it back")
+            tags[number] = tag_views[number].value
+    closures, cells, contents_seen = _S["closures"], _S["cells"], _S["cell_contents"]
+    try:
+        unchanged = not any(map(_is_not, map(_contents_of, cells), contents_seen))
+    except ValueError:  # a cell emptied
+        unchanged = False
+    changed_cells = [] if unchanged else \
+        [number for number, cell in enumerate(cells) if _cell_contents(cell) is not contents_seen[number]]
+    for number in changed_cells:
+        label, cell_number, cell, contents, level = closures[number]
         current = _cell_contents(cell)
-        if current is not contents:
-            if level == LENIENT and not _submission_code(current):
-                _S["closures"][number] = (label, cell_number, cell, current, level)
-                continue
-            findings.append(f"changed the closure of {label}")
-            if contents is _MISSING:
-                del cell.cell_contents
-            else:
-                cell.cell_contents = contents
+        if level == LENIENT and not _submission_code(current):
+            closures[number] = (label, cell_number, cell, current, level)
+            contents_seen[number] = current
+            continue
+        findings.append(f"changed the closure of {label}")
+        cell.cell_contents = contents
     modules = _S["modules"]
     if _only_names(modules):
         findings.append("put keys that are not names into sys.modules")
@@ -744,7 +759,8 @@ def _judge(event: str, args: tuple) -> str | None:
                 if _trusted(_audited_frame().f_code.co_filename):
                     raise PermissionError(_S["last_refusal"])
                 return "look at the test guard's frames"
-        if name == "__kwdefaults__" and target in _S["strict_functions"] and not _trusted(_audited_frame().f_code.co_filename):
+        if name == "__kwdefaults__" and _trusted(target.__code__.co_filename) and \
+                not _trusted(_audited_frame().f_code.co_filename):
             return f"reach into the keyword defaults of {target.__qualname__}"
     elif event == "object.__setattr__":
         target, name, value = args
