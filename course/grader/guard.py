@@ -151,7 +151,8 @@ _BUILTIN_CALLABLES = (types.BuiltinFunctionType, types.BuiltinMethodType, types.
                       types.WrapperDescriptorType, types.MethodDescriptorType)
 _partial = functools.partial
 _staticmethod, _classmethod = staticmethod, classmethod
-_SourceFileLoader = importlib.machinery.SourceFileLoader
+_ModuleSpec = importlib.machinery.ModuleSpec
+_getattribute = object.__getattribute__
 _Handle, _TimerHandle, _Task, _Info = asyncio.events.Handle, asyncio.events.TimerHandle, asyncio.Task, weakref.finalize._Info
 _property = property
 # Bulk reads in C (map over attrgetter): the checks read tens of thousands of tags and attributes.
@@ -192,9 +193,8 @@ def _start(config: dict, verdicts: dict) -> None:
     _S["tests"] = [_expected_test(source) for source in config["tests"]]
     _snapshot_dictionaries(_strict_modules())
     _snapshot_kernel()
-    external = sys.modules["importlib._bootstrap_external"]
-    _S["source_chain"] = (external.SourceLoader.source_to_code.__code__, external.SourceLoader.get_code.__code__)
-    _S["bytecode_chain"] = (external._compile_bytecode.__code__, external.SourceLoader.get_code.__code__)
+    bootstrap = sys.modules["importlib._bootstrap"]
+    _S["module_loading"] = frozenset({bootstrap._load_unlocked.__code__, bootstrap._exec.__code__})
     _S["check_does_not_call"] = sys.modules["course.checks"].check_does_not_call.__code__
     _S["guard_codes"] = _codes_of(globals())
     _S["audit_code"] = _audit.__code__
@@ -252,8 +252,9 @@ def _expected_test(source: str) -> tuple[str, int]:
 def _trusted(filename) -> bool:
     """Whether code from ``filename`` is the Python installation's, the environment's or the course package's.
 
-    Judged on the name alone (a path with ``.`` or ``..`` in it is not trusted): making or loading code
-    under such a name is refused to the submission, and the submission cannot write into those folders.
+    Judged on the name alone: a Python source file (not a template a library compiles, say) in those
+    folders, without ``.`` or ``..`` in its path. Making or loading code under such a name is refused
+    to the submission, and the submission cannot write into those folders.
     """
     if type(filename) is not str:
         return False
@@ -261,7 +262,7 @@ def _trusted(filename) -> bool:
     known = cache.get(filename)
     if known is None:
         known = cache[filename] = filename.startswith("<frozen ") or (
-            filename.startswith(_S["roots"]) and "/./" not in filename and "/../" not in filename)
+            filename.endswith(".py") and filename.startswith(_S["roots"]) and "/./" not in filename and "/../" not in filename)
     return known
 
 
@@ -783,7 +784,7 @@ def _judge(event: str, args: tuple) -> str | None:
     elif event == "code.__new__":
         return "make code under a library's file name" if _trusted(args[1]) and _untrusted_on_stack() else None
     elif event in ("marshal.loads", "marshal.load"):
-        return "load bytecode" if _untrusted_on_stack() and not _called_by(_S["bytecode_chain"]) else None
+        return "load bytecode" if _untrusted_on_stack() and _module_being_loaded() is None else None
     elif event.startswith("ctypes."):
         return "use ctypes" if not _trusted(_first_frame_outside_ctypes().f_code.co_filename) else None
     return None
@@ -816,7 +817,7 @@ def _judge_compile(source, filename) -> str | None:
     window = _S["window"]
     if window is not None and type(source) is bytes and filename != "<>" and source == window["text"]:
         window["filename"] = filename
-    if _trusted(filename) and _untrusted_on_stack() and not _called_by(_S["source_chain"]):
+    if _trusted(filename) and _untrusted_on_stack() and _module_being_loaded() != filename:
         return "compile code under a library's file name"
     return None
 
@@ -859,16 +860,22 @@ def _first_frame_outside_ctypes():
     return frame
 
 
-def _called_by(chain: tuple) -> bool:
-    """Whether the import system made this call to load a module's file (``chain``: the callers' code, innermost first)."""
+def _module_being_loaded() -> str | None:
+    """The file of the module the import system is loading, if only trusted code stands between it and this event.
+
+    Loaders of libraries (pytest's assertion rewriter, say) compile a library's modules under their own
+    file names, even when a notebook's import started it: code they compile is what the file holds.
+    """
     frame = _audited_frame()
-    for code in chain:
-        while frame is not None and frame.f_code.co_name == "_call_with_frames_removed":
-            frame = frame.f_back
-        if frame is None or frame.f_code is not code:
-            return False
-        caller, frame = frame, frame.f_back
-    return type(caller.f_locals.get("self")) is _SourceFileLoader
+    while frame is not None and _trusted(frame.f_code.co_filename):
+        if frame.f_code in _S["module_loading"]:
+            spec = frame.f_locals.get("spec")
+            if type(spec) is not _ModuleSpec or "origin" in (_class_dict(_ModuleSpec) or {"origin": None}):
+                return None  # a spec of another kind, or ModuleSpec given an "origin" of the submission's making
+            origin = _getattribute(spec, "origin")
+            return origin if type(origin) is str else None
+        frame = frame.f_back
+    return None
 
 
 def _codes_of(namespace: dict) -> frozenset:
