@@ -215,16 +215,21 @@ class HardenedExecute(Execute):
             nb.metadata[INCIDENT_KEY] = "; ".join(dict.fromkeys(incidents))
         return nb, resources
 
+    async def async_start_new_kernel(self, **kwargs):
+        try:
+            await super().async_start_new_kernel(**kwargs)
+        except GraderFault:
+            raise
+        except Exception as error:  # noqa: BLE001 - whatever stops a kernel from starting, no submission code has run
+            raise _kernel_fault(error) from error
+
     async def async_start_new_kernel_client(self):
         try:
             client = await super().async_start_new_kernel_client()
         except GraderFault:
             raise
-        except Exception as error:  # noqa: BLE001 - whatever stops a kernel from starting, no submission code has run
-            raise GraderFault(f"the grading kernel did not start ({type(error).__name__}: {error}); no code of the "
-                              f"submission had run. Check that `{sys.executable} -m ipykernel_launcher --version` works "
-                              "and that the sandbox's limits (SandboxedKernelManager.* in nbgrader_config.py) leave "
-                              "Python room to start") from error
+        except Exception as error:  # noqa: BLE001 - as above: the kernel never answered, no submission code has run
+            raise _kernel_fault(error) from error
         await self._install_guard()
         return client
 
@@ -290,6 +295,7 @@ class HardenedExecute(Execute):
             return cell
 
     # nbclient's blocking wrappers are bound to its own coroutines: bind them to these.
+    start_new_kernel = run_sync(async_start_new_kernel)
     start_new_kernel_client = run_sync(async_start_new_kernel_client)
     execute_cell = run_sync(async_execute_cell)
 
@@ -378,6 +384,12 @@ class HardenedExecute(Execute):
             outs.append(note)
             return note
         return super().output(outs, msg, display_id, cell_index)
+
+
+def _kernel_fault(error: Exception) -> GraderFault:
+    return GraderFault(f"the grading kernel did not start ({type(error).__name__}: {error}); no code of the submission "
+                       f"had run. Check that `{sys.executable} -m ipykernel_launcher --version` works and that the "
+                       "sandbox's limits (SandboxedKernelManager.* in nbgrader_config.py) leave Python room to start")
 
 
 def _error(name: str, message: str) -> NotebookNode:

@@ -182,6 +182,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         if os.geteuid() == 0 and not self.unsafe_no_sandbox:
             for folder in (self._runtime, self._workdir):
                 _give_to_sandbox(folder, self._uid)
+        if self.unsafe_no_sandbox:  # the sandbox sets PYTHONPATH itself (sandbox_command)
+            kw["env"] = {**(kw.get("env") or os.environ), "PYTHONPATH": str(course_package().parent)}
         return await super()._async_pre_start_kernel(**kw)
 
     def write_connection_file(self, **kwargs) -> None:
@@ -197,7 +199,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         kernel = [sys.executable, "-P", "-m", "ipykernel_launcher", "--ignore-cwd", "-f", self.connection_file,
                   *(extra_arguments or [])]
         if self.unsafe_no_sandbox:
-            return ["env", f"PYTHONPATH={course_package().parent}", *kernel]
+            return kernel
         return sandbox_command(kernel, self._workdir, self._runtime, readable=readable_paths(self.extra_readable),
                                memory_mb=self.memory_mb, cpu_seconds=self.cpu_seconds, processes=self.processes,
                                file_mb=self.file_mb, tmp_mb=self.tmp_mb, uid=self._uid)
