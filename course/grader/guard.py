@@ -261,9 +261,13 @@ def _trusted(filename) -> bool:
     cache = _S["trusted_files"]
     known = cache.get(filename)
     if known is None:
-        known = cache[filename] = filename.startswith("<frozen ") or (
-            filename.endswith(".py") and filename.startswith(_S["roots"]) and "/./" not in filename and "/../" not in filename)
+        known = cache[filename] = filename.startswith("<frozen ") or (filename.endswith(".py") and _installed(filename))
     return known
+
+
+def _installed(path: str) -> bool:
+    """Whether ``path`` lies in the Python installation, the environment or the course package (judged on the name)."""
+    return path.startswith(_S["roots"]) and "/./" not in path and "/../" not in path
 
 
 # ---- the dictionaries of the test machinery ------------------------------------------------
@@ -346,7 +350,7 @@ def _strict_modules() -> set[str]:
 
 def _module_trusted(module) -> bool:
     path = module.__dict__.get("__file__")
-    return path is None or _trusted(path)
+    return path is None or type(path) is str and _installed(path)
 
 
 def _class_dict(cls) -> dict | None:
