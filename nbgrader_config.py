@@ -5,15 +5,17 @@ Run nbgrader from the repository root (`nbgrader generate_assignment 01-...`,
 copy this file into scratch folders, so every path here is relative to this file.
 
 Grading is hardened (see docs/instructors.md): each submission's kernel runs in a
-bubblewrap sandbox with resource limits, test cells always come from the source, IPython
-hooks and patched comparison functions are undone before every test, a hung or dead kernel
-costs only the cells that did not run, and feedback never shows hidden tests.
+bubblewrap sandbox with resource limits, test cells always come from the source, a guard
+loaded before the submission's first cell puts the test machinery back before every test
+and scores 0 a test that could not run safely, a hung or dead kernel costs only the cells
+that did not run, no submission stops the run for the others, and feedback never shows
+hidden tests.
 """
 import os
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades, IgnorePattern, LimitOutput,
-                                    OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
+from nbgrader.preprocessors import (CheckCellMetadata, ClearOutput, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
+                                    OverwriteKernelspec, SaveAutoGrades)
 
 from course.grader.late import ExplainLatePenalty, LatePenalties
 from course.grader.preprocessors import HardenedExecute, HideHiddenTests, RestoreTestCells
@@ -35,9 +37,10 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # ---- autograding ------------------------------------------------------------------------
 c.Autograde.exporter_class = "course.grader.preprocessors.TolerantNotebookExporter"
-c.Autograde.sanitize_preprocessors = [
-    ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreTestCells, OverwriteCells, CheckCellMetadata,
-]
+# RestoreTestCells rebuilds every graded, read-only and answer cell (metadata included) from the
+# gradebook, repeated grade ids too: nbgrader's DeduplicateIds would only blank the repeats' metadata,
+# which then stops the whole run ("an old version of the nbgrader metadata format").
+c.Autograde.sanitize_preprocessors = [ClearOutput, OverwriteKernelspec, RestoreTestCells, OverwriteCells, CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [
     HardenedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, LatePenalties,
     CheckCellMetadata,

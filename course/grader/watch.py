@@ -176,8 +176,13 @@ class Watcher:
 
     def grade(self, assignment: str, arrivals: list[Arrival]) -> None:
         """Autograde and give feedback to ``arrivals``; record each one graded, report the others."""
-        results = autograde_class(self.course_dir, assignment, [a.student for a in arrivals], self.jobs,
-                                  nbgrader_args=self.nbgrader_args, db_url=self.db_url)
+        try:
+            results = autograde_class(self.course_dir, assignment, [a.student for a in arrivals], self.jobs,
+                                      nbgrader_args=self.nbgrader_args, db_url=self.db_url)
+        except GradingError as fault:
+            self.failed.update(seen.key for seen in arrivals)
+            self.say(f"{_now()} {fault}\n(the watcher keeps running; these submissions are tried again when it restarts)")
+            return
         for seen in arrivals:
             graded = results[seen.student]
             try:
