@@ -14,6 +14,7 @@ import hashlib
 import math
 import sys
 import warnings
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -168,6 +169,37 @@ def check_does_not_call(action: Callable[[], Any], forbidden: dict[str, Callable
     if called:
         fail(what, hint=f"{hint} (your code called {', '.join(sorted(called))})".strip(), show_values=False)
     return result
+
+
+def lines_of_own_code_run(action: Callable[[], Any]) -> tuple[Any, int]:
+    """Call ``action()``; return its result and how many lines of the notebook's own Python ran meanwhile.
+
+    For exercises that ask for vectorised code: a loop over every pair of points runs
+    thousands of lines of the student's code, NumPy's broadcasting none. Lines in the Python
+    installation, the environment and the course package do not count (a library may loop).
+    """
+    library = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(__file__).parent)})
+    lines = 0
+
+    def count_line(frame, event, arg):
+        nonlocal lines
+        if event == "line":
+            lines += 1
+        return count_line
+
+    def trace_own_code(frame, event, arg):
+        file = frame.f_code.co_filename
+        if file.startswith(library) or "site-packages" in file or file.startswith("<frozen"):
+            return None
+        return count_line
+
+    previous = sys.gettrace()
+    sys.settrace(trace_own_code)
+    try:
+        result = action()
+    finally:
+        sys.settrace(previous)
+    return result, lines
 
 
 def answer_digest(answer: Any) -> str:

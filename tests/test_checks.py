@@ -1,8 +1,10 @@
+import sys
+
 import numpy as np
 import pytest
 
 from course.checks import (CheckFailed, answer_digest, check, check_answer, check_close, check_does_not_call, check_equal,
-                           check_labelled_axes, check_raises, check_succeeds, check_type, shown)
+                           check_labelled_axes, check_raises, check_succeeds, check_type, lines_of_own_code_run, shown)
 
 
 class AlwaysEqual:
@@ -157,3 +159,15 @@ def test_read_only_arrays_from_pandas_into_torch_are_silent():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+
+
+def test_lines_of_own_code_run_counts_a_loop_not_numpy():
+    points = np.arange(40.0).reshape(20, 2)
+
+    def by_loops():
+        return [[float(np.hypot(*(a - b))) for b in points] for a in points]
+
+    looped, looped_lines = lines_of_own_code_run(by_loops)
+    broadcast, broadcast_lines = lines_of_own_code_run(lambda: np.sqrt(((points[:, None] - points[None]) ** 2).sum(-1)))
+    assert looped_lines >= 20 * 20 and broadcast_lines <= 2
+    assert np.allclose(looped, broadcast) and sys.gettrace() is None
