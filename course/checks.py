@@ -140,7 +140,7 @@ def check_does_not_call(action: Callable[[], Any], forbidden: dict[str, Callable
     calls the student's function through this check, with the library's functions forbidden.
     """
     __tracebackhide__ = True
-    python_functions = {}
+    python_functions: dict[Any, list[tuple[str, Callable]]] = {}
     other_functions = {}
     for name, function in forbidden.items():
         # Every function of a decorator chain counts (the wrapper and each __wrapped__): a __wrapped__
@@ -148,15 +148,16 @@ def check_does_not_call(action: Callable[[], Any], forbidden: dict[str, Callable
         chain = [function]
         while hasattr(chain[-1], "__wrapped__") and len(chain) < 100:
             chain.append(chain[-1].__wrapped__)
-        codes = [code for code in (getattr(item, "__code__", None) for item in chain) if code is not None]
-        python_functions.update(dict.fromkeys(codes, name))
-        if not codes:
+        with_code = [item for item in chain if getattr(item, "__code__", None) is not None]
+        for item in with_code:
+            python_functions.setdefault(item.__code__, []).append((name, item))
+        if not with_code:
             other_functions[id(function)] = name
     called: set[str] = set()
 
     def watch(frame, event, arg):
         if event == "call" and frame.f_code in python_functions:
-            called.add(python_functions[frame.f_code])
+            called.update(name for name, function in python_functions[frame.f_code] if _runs(frame, function))
         elif event == "c_call" and id(arg) in other_functions:
             called.add(other_functions[id(arg)])
 
@@ -169,6 +170,27 @@ def check_does_not_call(action: Callable[[], Any], forbidden: dict[str, Callable
     if called:
         fail(what, hint=f"{hint} (your code called {', '.join(sorted(called))})".strip(), show_values=False)
     return result
+
+
+def _runs(frame, function: Callable) -> bool:
+    """Whether ``frame`` runs ``function`` itself, not another function made from the same code.
+
+    A decorator's wrapper shares its code with every function it decorates (scikit-learn's
+    ``validate_params`` wraps hundreds): a frame of that code runs ``function`` only when the
+    frame's closure holds what ``function``'s closure holds.
+    """
+    names = frame.f_code.co_freevars
+    if not names:
+        return True
+    frame_locals = frame.f_locals
+    for name, cell in zip(names, function.__closure__ or ()):
+        try:
+            expected = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if frame_locals.get(name, expected) is not expected:
+            return False
+    return True
 
 
 def lines_of_own_code_run(action: Callable[[], Any]) -> tuple[Any, int]:

@@ -171,3 +171,16 @@ def test_lines_of_own_code_run_counts_a_loop_not_numpy():
     broadcast, broadcast_lines = lines_of_own_code_run(lambda: np.sqrt(((points[:, None] - points[None]) ** 2).sum(-1)))
     assert looped_lines >= 20 * 20 and broadcast_lines <= 2
     assert np.allclose(looped, broadcast) and sys.gettrace() is None
+
+
+def test_does_not_call_tells_apart_functions_that_share_a_decorators_code():
+    from sklearn.dummy import DummyClassifier
+    from sklearn.inspection import permutation_importance
+    from sklearn.metrics import accuracy_score
+
+    assert accuracy_score.__code__ is permutation_importance.__code__  # both are validate_params' wrapper
+    forbidden = {"sklearn.inspection.permutation_importance": permutation_importance}
+    assert check_does_not_call(lambda: accuracy_score([1, 0], [1, 1]), forbidden, "importance by hand") == 0.5
+    with pytest.raises(CheckFailed, match="your code called sklearn.inspection.permutation_importance"):
+        model = DummyClassifier().fit([[0], [1]], [0, 1])
+        check_does_not_call(lambda: permutation_importance(model, [[0], [1]], [0, 1], n_repeats=1), forbidden, "importance by hand")
