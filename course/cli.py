@@ -1,4 +1,4 @@
-"""The ``course`` command: build, verify, grade, report, bench, demo and gradebook."""
+"""The ``course`` command: build, verify, grade, report, bench, demo, gradebook and worker."""
 from __future__ import annotations
 
 import argparse
@@ -42,12 +42,49 @@ def _cmd_grade(args) -> int:
     from course.grader.gradebook import configured_url
     from course.grader.grading import exercise_table, grade_class
 
+    if args.cluster or args.scheduler_file:
+        return _grade_on_cluster(args)
     grades = {}
     for assignment in resolve(args.root, args.assignments):
         grades[assignment] = grade_class(args.root, assignment, args.jobs, progress=True, unsafe_no_sandbox=args.unsafe_no_sandbox,
                                          db_url=configured_url())
         print(f"\n{assignment}: per exercise\n{exercise_table(args.root, assignment, grades[assignment])}")
     return _report_grades(grades, args.root, configured_url())
+
+
+def _grade_on_cluster(args) -> int:
+    from course.grader.cluster import connect, grade_on_cluster
+    from course.grader.gradebook import configured_url
+    from course.grader.grading import GradingError, exercise_table
+
+    if args.unsafe_no_sandbox:
+        raise GradingError("workers always grade in the sandbox: drop --unsafe-no-sandbox to grade on the cluster")
+    assignments = resolve(args.root, args.assignments)
+    client = connect(args.cluster, args.scheduler_file)
+    grades = {}
+    try:
+        for assignment in assignments:
+            run = grade_on_cluster(args.root, assignment, client, db_url=configured_url(), progress=True)
+            grades[assignment] = run.results
+            print(f"\n{run.summary()}\n\n{assignment}: per exercise\n{exercise_table(args.root, assignment, run.results)}")
+    finally:
+        client.close()
+    return _report_grades(grades, args.root, configured_url())
+
+
+def _cmd_worker(args) -> int:
+    from course.grader.sandbox import sandbox_problem
+
+    if problem := sandbox_problem():
+        print(f"course worker: this machine cannot grade: {problem}", file=sys.stderr)
+        return 2
+    if bool(args.scheduler) == bool(args.scheduler_file):
+        print("course worker: name the scheduler: its ADDRESS or --scheduler-file FILE", file=sys.stderr)
+        return 2
+    command = [str(Path(sys.executable).parent / "dask"), "worker",
+               *([args.scheduler] if args.scheduler else ["--scheduler-file", args.scheduler_file]),
+               "--nthreads", str(args.nthreads), "--preload", "course.grader.cluster_worker", *args.passed_options]
+    os.execv(command[0], command)
 
 
 def _report_grades(grades, folder: Path, db_url: str | None = None) -> int:
@@ -180,7 +217,21 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--jobs", **jobs)
     grade.add_argument("--unsafe-no-sandbox", action="store_true",
                        help="grade without the bubblewrap sandbox (only for notebooks you trust)")
+    scheduler = grade.add_mutually_exclusive_group()
+    scheduler.add_argument("--cluster", metavar="ADDRESS", help="grade on the Dask workers of this scheduler, e.g. "
+                           "tcp://10.0.0.5:8786 (start them with `course worker`); only what is not graded yet")
+    scheduler.add_argument("--scheduler-file", metavar="FILE", help="as --cluster, the address read from a Dask scheduler file")
     grade.set_defaults(run=_cmd_grade)
+
+    worker = commands.add_parser("worker", help="run a Dask worker that grades for `course grade --cluster` "
+                                 "(refuses to start without a working sandbox)",
+                                 epilog="Options after -- go to `dask worker` as they are, e.g. -- --memory-limit 8GB "
+                                 "--local-directory /scratch")
+    worker.add_argument("scheduler", nargs="?", metavar="ADDRESS", help="the scheduler's address, e.g. tcp://10.0.0.5:8786")
+    worker.add_argument("--scheduler-file", metavar="FILE", help="instead of ADDRESS, a Dask scheduler file")
+    worker.add_argument("--nthreads", type=int, default=os.cpu_count() or 1,
+                        help="submissions graded at once, one kernel each (default: number of cores)")
+    worker.set_defaults(run=_cmd_worker, takes_passed_options=True, needs_course_folder=False)
 
     bench = commands.add_parser("bench", help="time and memory of each solved notebook in a fresh kernel")
     bench.add_argument("assignments", **names)
@@ -221,9 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``course`` console script."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv[:cut])
+    args.passed_options = argv[cut + 1:]
+    if args.passed_options and not getattr(args, "takes_passed_options", False):
+        parser.error(f"`course {args.command}` takes no options after --")
     try:
-        args.root = find_root(args.root)
+        if getattr(args, "needs_course_folder", True):
+            args.root = find_root(args.root)
         return args.run(args)
     except (CourseLayoutError, RuntimeError) as error:
         print(f"course {args.command}: {error}", file=sys.stderr)
