@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import psutil
@@ -45,14 +46,14 @@ def started_cluster(tmp_path_factory):
 
 @pytest.fixture
 def cluster(started_cluster):
-    """The module's cluster, with both workers grading (a test may have killed one; its nanny starts it again)."""
+    """The module's cluster, with both workers grading (a test may have killed one; its nanny starts it again),
+    and a client of its scheduler."""
     client = connect(scheduler_file=str(started_cluster.scheduler_file))
     deadline = time.monotonic() + 180
     while grading_slots(client) != 2:
         assert time.monotonic() < deadline, "the killed workers did not come back"
         time.sleep(0.5)
-    started_cluster.client = client
-    yield started_cluster
+    yield SimpleNamespace(address=started_cluster.address, scheduler_file=started_cluster.scheduler_file, client=client)
     client.close()
 
 

@@ -51,14 +51,17 @@ class Job:
     worker: str = ""
     problem: str = ""
     received: float = 0.0
+    recording: float = 0.0
     recorded: float = 0.0
 
     @property
     def overhead(self) -> float:
-        """The cluster's own cost for this submission: from handing it to Dask to recording it, less nbgrader's grading."""
-        if self.outcome is None:
-            return 0.0
-        return (self.recorded - self.queued) - (self.outcome.grading_finished - self.outcome.grading_started)
+        """The cluster's own cost for this submission, in seconds: shipping it to a worker and scheduling it, the
+        worker's scratch files, shipping the result back, and writing it into the gradebook (not waiting for
+        earlier writes: that overlaps with grading)."""
+        outcome = self.outcome
+        return ((outcome.grading_started - self.queued) + (self.received - outcome.grading_finished)
+                + (self.recorded - self.recording))
 
 
 @dataclass
@@ -127,8 +130,10 @@ def refusals(client) -> list[str]:
     """Each connected worker that offers no grading slot, and why, in its own words."""
     workers = client.scheduler_info(n_workers=-1)["workers"]
     idle = [address for address, info in workers.items() if not info.get("resources", {}).get(RESOURCE)]
-    reasons = client.run(refusal, workers=idle) if idle else {}
-    return [f"{address}: {reason}" for address, reason in sorted(reasons.items())]
+    reasons = client.run(refusal, workers=idle, on_error="return") if idle else {}
+    return [f"{address}: {reason}" if isinstance(reason, str) else
+            f"{address}: this worker cannot run the course's code ({type(reason).__name__}: {reason}): install the course on it"
+            for address, reason in sorted(reasons.items())]
 
 
 def wait_for_graders(client, seconds: float = WORKER_WAIT_SECONDS) -> int:
@@ -254,6 +259,7 @@ def _grade_jobs(client, course_dir: Path, package: AssignmentPackage, jobs: list
 
 def _record(job: Job, package: AssignmentPackage, recorder: Recorder) -> None:
     """Write ``job``'s result (or why there is none) into the course folder and the gradebook."""
+    job.recording = time.time()
     row = {"submission_digest": job.submission_digest, "assignment_digest": package.digest, "queued": job.queued}
     outcome = job.outcome
     if outcome is None:

@@ -62,8 +62,8 @@ class Recorder:
         self.config = PyFileConfigLoader("nbgrader_config.py", path=str(course_dir)).load_config()
         self.coursedir = CourseDirectory(config=self.config)
         self.ignore = list(self.coursedir.ignore)
-        # The gradebook's schema comes first (course.grader.gradebook.prepare_gradebook): a table of
-        # ours in an empty database would make nbgrader skip stamping its schema version.
+        # nbgrader's schema must be there first (generate_assignment or prepare_gradebook makes it): a
+        # table of ours in an empty database would make nbgrader skip stamping its schema version.
         self.engine = create_engine(db_url)
         RECORD.metadata.create_all(self.engine)
 
