@@ -5,16 +5,19 @@ Run nbgrader from the repository root (`nbgrader generate_assignment 01-...`,
 copy this file into scratch folders, so every path here is relative to this file.
 
 Grading is hardened (see docs/instructors.md): each submission's kernel runs in a
-bubblewrap sandbox with resource limits, test cells always come from the source, IPython
-hooks and patched comparison functions are undone before every test, a hung or dead kernel
-costs only the cells that did not run, and feedback never shows hidden tests.
+bubblewrap sandbox with resource limits, test cells always come from the source, a guard
+loaded before the submission's first cell puts the test machinery back before every test
+and scores 0 a test that could not run safely, a hung or dead kernel costs only the cells
+that did not run, no submission stops the run for the others, and feedback never shows
+hidden tests.
 """
 import os
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades,
-                                    IgnorePattern, LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
+from nbgrader.preprocessors import (CheckCellMetadata, ClearOutput, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
+                                    OverwriteKernelspec, SaveAutoGrades)
 
+from course.grader.late import ExplainLatePenalty, LatePenalties
 from course.grader.preprocessors import HardenedExecute, HideHiddenTests, RestoreTestCells
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
@@ -25,19 +28,21 @@ c.CourseDirectory.course_id = "ai-engineering-for-developers"
 # (e.g. postgresql+psycopg://grader@db.example.org/course; see course/grader/gradebook.py).
 if os.environ.get("COURSE_DB_URL"):
     c.CourseDirectory.db_url = os.environ["COURSE_DB_URL"]
-# mutants.toml holds wrong and alternative answers for `course verify`: never release it.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "mutants.toml"]
+# mutants.toml holds wrong and alternative answers for `course verify`: never release it; nor
+# what running a notebook leaves beside it (05's MLflow store).
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "mutants.toml", "mlflow.db", "mlruns"]
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # ---- autograding ------------------------------------------------------------------------
 c.Autograde.exporter_class = "course.grader.preprocessors.TolerantNotebookExporter"
-c.Autograde.sanitize_preprocessors = [
-    ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreTestCells, OverwriteCells, CheckCellMetadata,
-]
+# RestoreTestCells rebuilds every graded, read-only and answer cell (metadata included) from the
+# gradebook, repeated grade ids too: nbgrader's DeduplicateIds would only blank the repeats' metadata,
+# which then stops the whole run ("an old version of the nbgrader metadata format").
+c.Autograde.sanitize_preprocessors = [ClearOutput, OverwriteKernelspec, RestoreTestCells, OverwriteCells, CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [
-    HardenedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,
+    HardenedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, LatePenalties,
     CheckCellMetadata,
 ]
 # Every test cell finishes in seconds on a 2-core machine; 60 s leaves room for a slow laptop.
@@ -59,4 +64,16 @@ c.SandboxedKernelManager.file_mb = 64
 c.SandboxedKernelManager.tmp_mb = 256
 
 # ---- feedback: outcomes and messages, never hidden tests -------------------------------
-c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [ExplainLatePenalty, GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+# Feedback is always rebuilt from the gradebook: nbgrader otherwise skips a student whose submission time did not
+# change, and the page would keep a late penalty an extension removed, or miss written answers graded since.
+c.GenerateFeedback.force = True
+
+# ---- late submissions (course/grader/late.py) ---------------------------------------------
+# Due dates: `nbgrader db assignment add NN-slug --duedate="2025-03-14 17:00:00 UTC"`. Extensions: extensions.csv
+# in this folder (student_id,assignment,days). Each day or part of a day late costs 10% of the points earned, at most
+# 50%; 15 minutes' grace covers slow uploads and clocks. A resubmission is judged by its own timestamp.txt.
+c.PercentPerDayLate.percent_per_day = 10
+c.PercentPerDayLate.maximum_percent = 50
+c.PercentPerDayLate.grace_minutes = 15
+c.LatePenalties.extensions_file = "extensions.csv"

@@ -62,9 +62,16 @@ class Measurement:
 
 
 def _execute(path: str, cpus: set[int] | None, queue) -> None:
+    import tempfile
+
     if cpus is not None:
         os.sched_setaffinity(0, cpus)
-    seconds, errors = _execute_in(read_notebook(Path(path)), Path(path).parent)
+    # In a copy of the assignment's folder: whatever the notebook writes (an MLflow store, a
+    # model file) must not land in source/, where `course build` would release it.
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        folder = Path(scratch) / Path(path).parent.name
+        shutil.copytree(Path(path).parent, folder)
+        seconds, errors = _execute_in(read_notebook(Path(path)), folder)
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     queue.put((seconds, peak_kb / 1024, len(errors)))
 

@@ -11,7 +11,6 @@ object whose ``__eq__`` always answers True does not pass.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import math
 import sys
 import warnings
@@ -143,10 +142,14 @@ def check_does_not_call(action: Callable[[], Any], forbidden: dict[str, Callable
     python_functions = {}
     other_functions = {}
     for name, function in forbidden.items():
-        code = getattr(inspect.unwrap(function), "__code__", None)
-        if code is not None:
-            python_functions[code] = name
-        else:
+        # Every function of a decorator chain counts (the wrapper and each __wrapped__): a __wrapped__
+        # pointing somewhere else cannot hide the function that is really called.
+        chain = [function]
+        while hasattr(chain[-1], "__wrapped__") and len(chain) < 100:
+            chain.append(chain[-1].__wrapped__)
+        codes = [code for code in (getattr(item, "__code__", None) for item in chain) if code is not None]
+        python_functions.update(dict.fromkeys(codes, name))
+        if not codes:
             other_functions[id(function)] = name
     called: set[str] = set()
 

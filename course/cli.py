@@ -1,4 +1,5 @@
-"""The ``course`` command: build, verify, grade, report, bench, demo, gradebook and worker."""
+"""The ``course`` command: build, verify, grade (once, watching or on a cluster), report, similarity, export, gradebook,
+bench, demo and worker."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +9,8 @@ import time
 from pathlib import Path
 
 from course.assignments import CourseLayoutError, find_root, resolve
+from course.export import FORMATS
+from course.similarity import MIN_MATCH, THRESHOLD
 
 
 def _cmd_build(args) -> int:
@@ -42,8 +45,18 @@ def _cmd_grade(args) -> int:
     from course.grader.gradebook import configured_url
     from course.grader.grading import exercise_table, grade_class
 
+    if args.watch and (args.cluster or args.scheduler_file):
+        raise CourseLayoutError("--watch grades on this machine: drop --cluster/--scheduler-file, or --watch")
     if args.cluster or args.scheduler_file:
         return _grade_on_cluster(args)
+    if args.watch:
+        from course.grader.watch import watch
+
+        return watch(args.root, resolve(args.root, args.assignments), jobs=args.jobs, interval=args.interval,
+                     collect=args.collect, release_feedback=args.release_feedback, unsafe_no_sandbox=args.unsafe_no_sandbox,
+                     db_url=configured_url())
+    if args.collect or args.release_feedback:
+        raise CourseLayoutError("--collect and --release-feedback go with --watch")
     grades = {}
     for assignment in resolve(args.root, args.assignments):
         grades[assignment] = grade_class(args.root, assignment, args.jobs, progress=True, unsafe_no_sandbox=args.unsafe_no_sandbox,
@@ -78,25 +91,28 @@ def _cmd_worker(args) -> int:
     if problem := sandbox_problem():
         print(f"course worker: this machine cannot grade: {problem}", file=sys.stderr)
         return 2
-    if bool(args.scheduler) == bool(args.scheduler_file):
-        print("course worker: name the scheduler: its ADDRESS or --scheduler-file FILE", file=sys.stderr)
+    # DASK_SCHEDULER_ADDRESS is how dask-kubernetes tells a worker pod its scheduler.
+    address = args.scheduler or ("" if args.scheduler_file else os.environ.get("DASK_SCHEDULER_ADDRESS", ""))
+    if bool(address) == bool(args.scheduler_file):
+        print("course worker: name the scheduler: its ADDRESS or --scheduler-file FILE (or set DASK_SCHEDULER_ADDRESS)",
+              file=sys.stderr)
         return 2
     command = [str(Path(sys.executable).parent / "dask"), "worker",
-               *([args.scheduler] if args.scheduler else ["--scheduler-file", args.scheduler_file]),
+               *([address] if address else ["--scheduler-file", args.scheduler_file]),
                "--nthreads", str(args.nthreads), "--preload", "course.grader.cluster_worker", *args.passed_options]
     os.execv(command[0], command)
 
 
 def _report_grades(grades, folder: Path, db_url: str | None = None) -> int:
     """Write grades.csv and report.html, print the class table and where results are; exit 3 when a submission needs a person's attention."""
-    from course.grader.gradebook import describe, gradebook_url
+    from course.grader.gradebook import describe, url_for
     from course.grader.grading import grades_table, write_grades_csv
     from course.report import write_report
 
     write_grades_csv(grades, folder / "grades.csv")
     report = write_report(folder, grades, folder / "report.html")
     print("\n" + grades_table(grades))
-    print(f"\ngradebook: {describe(gradebook_url(folder, db_url))}; autograded notebooks: {folder / 'autograded'}; "
+    print(f"\ngradebook: {describe(url_for(folder, db_url))}; autograded notebooks: {folder / 'autograded'}; "
           f"feedback: {folder / 'feedback'}; grades: {folder / 'grades.csv'}; report: {report}")
     return 3 if _print_attention(grades) else 0
 
@@ -147,9 +163,9 @@ def _cmd_bench(args) -> int:
 
 def _cmd_demo(args) -> int:
     from course.build import build
-    from course.demo import prepare_folder, real_class_state, surprises, write_demo_class
+    from course.demo import prepare_folder, real_class_state, similarity_surprises, surprises, write_demo_class
     from course.grader.grading import grade_class, write_grades_csv
-    from course.report import summary_table, write_report
+    from course.report import class_similarity, summary_table, write_report
 
     start = time.perf_counter()
     real_class = real_class_state(args.root)
@@ -165,8 +181,12 @@ def _cmd_demo(args) -> int:
         grades[assignment] = grade_class(folder, assignment, args.jobs, progress=True, db_url=args.db_url)
     write_grades_csv(grades, folder / "grades.csv")
     notes = {assignment: {student.name: student.about for student in students} for assignment, students in classes.items()}
-    report = write_report(folder, grades, folder / "report.html", title="Grade report: the demo class", notes=notes)
-    unexpected = [f"{assignment}: {problem}" for assignment in assignments for problem in surprises(classes[assignment], grades[assignment])]
+    similarity = {assignment: class_similarity(folder, assignment) for assignment in assignments}
+    report = write_report(folder, grades, folder / "report.html", title="Grade report: the demo class", notes=notes,
+                          similarity=similarity)
+    unexpected = [f"{assignment}: {problem}" for assignment in assignments
+                  for problem in surprises(classes[assignment], grades[assignment])
+                  + similarity_surprises(classes[assignment], similarity[assignment])]
     if real_class_state(args.root) != real_class:
         unexpected.append(f"the course's own gradebook or submitted/ in {args.root} changed during the demo")
     names = dict.fromkeys(student.name for students in classes.values() for student in students)
@@ -175,7 +195,8 @@ def _cmd_demo(args) -> int:
     if unexpected:
         print("\nNOT as expected:\n  " + "\n  ".join(unexpected))
     else:
-        print("\nevery demo student got the points its submission earns, and only the broken and hostile ones were flagged")
+        print("\nevery demo student got the points its submission earns, only the broken and hostile ones were flagged, "
+              "and the similarity check paired only students who copied")
     print(f"\nreport:   {report}\ngrades:   {folder / 'grades.csv'}\nfeedback: {folder / 'feedback'}/<student>/<assignment>/"
           f"\n(all in the demo course folder {folder}, not in the course's own submitted/ or gradebook; "
           f"{time.perf_counter() - start:.0f} s)")
@@ -195,13 +216,42 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_gradebook_migrate(args) -> int:
-    from course.grader.gradebook import DB_URL_VARIABLE, configured_url, describe, gradebook_url, migrate_gradebook
+    from course.grader.gradebook import DB_URL_VARIABLE, configured_url, describe, url_for, migrate_gradebook
 
-    source = args.source or gradebook_url(args.root, configured_url())
+    source = args.source or url_for(args.root, configured_url())
     counts = migrate_gradebook(source, args.target)
     print(f"moved {describe(source)} to {describe(args.target)}, every row checked:")
     print("\n".join(f"  {table:28} {rows:>7}" for table, rows in counts.items()))
     print(f"\nto grade into it from now on: export {DB_URL_VARIABLE}='{describe(args.target)}' (with its password, if any)")
+    return 0
+
+
+def _cmd_similarity(args) -> int:
+    from course.similarity import report_lines, similarity_report
+
+    found = False
+    for assignment in resolve(args.root, args.assignments):
+        report = similarity_report(args.root, assignment, threshold=args.threshold, min_match=args.min_match)
+        print("\n".join(report_lines(report)), flush=True)
+        found |= report.found
+    return 3 if found else 0
+
+
+def _cmd_export(args) -> int:
+    from course.export import export
+
+    canvas_ids = {}
+    for pair in args.canvas_id:
+        name, _, canvas_id = pair.partition("=")
+        if not canvas_id.strip():
+            raise CourseLayoutError(f"--canvas-id {pair!r}: write ASSIGNMENT=ID, e.g. 01=123456 (the number in the "
+                                    "assignment's Canvas address)")
+        canvas_ids[resolve(args.root, [name.strip()])[0]] = canvas_id.strip()
+    assignments = resolve(args.root, args.assignments) if args.assignments else None
+    book = export(args.root, args.to, args.file.resolve(), assignments, canvas_ids)
+    print(f"{args.to} export of {len(book.assignments)} assignments for {len(book.students)} students: {args.file.resolve()}")
+    for warning in book.warnings():
+        print(f"  {warning}")
     return 0
 
 
@@ -232,13 +282,20 @@ def build_parser() -> argparse.ArgumentParser:
     scheduler.add_argument("--cluster", metavar="ADDRESS", help="grade on the Dask workers of this scheduler, e.g. "
                            "tcp://10.0.0.5:8786 (start them with `course worker`); only what is not graded yet")
     scheduler.add_argument("--scheduler-file", metavar="FILE", help="as --cluster, the address read from a Dask scheduler file")
+    grade.add_argument("--watch", action="store_true", help="keep running: grade each new submission as it arrives in "
+                       "submitted/ and write its feedback (Ctrl-C stops; nothing is lost or graded twice)")
+    grade.add_argument("--collect", action="store_true", help="with --watch: run `nbgrader collect --update` every round")
+    grade.add_argument("--release-feedback", action="store_true",
+                       help="with --watch: release each new feedback to the exchange at once (`nbgrader release_feedback`)")
+    grade.add_argument("--interval", type=float, default=30.0, help="with --watch: seconds between rounds (default: 30)")
     grade.set_defaults(run=_cmd_grade)
 
     worker = commands.add_parser("worker", help="run a Dask worker that grades for `course grade --cluster` "
                                  "(refuses to start without a working sandbox)",
                                  epilog="Options after -- go to `dask worker` as they are, e.g. -- --memory-limit 8GB "
                                  "--local-directory /scratch")
-    worker.add_argument("scheduler", nargs="?", metavar="ADDRESS", help="the scheduler's address, e.g. tcp://10.0.0.5:8786")
+    worker.add_argument("scheduler", nargs="?", metavar="ADDRESS", help="the scheduler's address, e.g. tcp://10.0.0.5:8786 "
+                        "(default: $DASK_SCHEDULER_ADDRESS)")
     worker.add_argument("--scheduler-file", metavar="FILE", help="instead of ADDRESS, a Dask scheduler file")
     worker.add_argument("--nthreads", type=int, default=os.cpu_count() or 1,
                         help="submissions graded at once, one kernel each (default: number of cores)")
@@ -282,6 +339,24 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--from", metavar="URL", dest="source", default=None,
                          help="the gradebook to move (default: COURSE_DB_URL, else gradebook.db in the course folder)")
     migrate.set_defaults(run=_cmd_gradebook_migrate)
+
+    similarity = commands.add_parser("similarity", help="pairs of submissions whose own code is largely the same "
+                                     "(starter code and the reference solution left out); exit 3 if any")
+    similarity.add_argument("assignments", nargs="+", metavar="ASSIGNMENT", help="assignment ids or numbers")
+    similarity.add_argument("--threshold", type=float, default=THRESHOLD,
+                            help=f"share of one student's own code found in the other's to list a pair (default: {THRESHOLD})")
+    similarity.add_argument("--min-match", type=int, default=MIN_MATCH,
+                            help=f"least matching code, in characters of code tokens, to list a pair (default: {MIN_MATCH})")
+    similarity.set_defaults(run=_cmd_similarity)
+
+    export = commands.add_parser("export", help="write the gradebook's grades (written answers and late penalties "
+                                 "included) as a file Canvas or Moodle imports, or as a plain CSV")
+    export.add_argument("--to", choices=FORMATS, required=True, help="the file's format")
+    export.add_argument("file", type=Path, metavar="FILE", help="where to write it")
+    export.add_argument("assignments", **names)
+    export.add_argument("--canvas-id", action="append", default=[], metavar="ASSIGNMENT=ID",
+                        help="the Canvas id of an assignment's column, e.g. 01=123456 (repeat for each)")
+    export.set_defaults(run=_cmd_export)
     return parser
 
 

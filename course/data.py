@@ -11,8 +11,10 @@ import gzip
 import hashlib
 import io
 import json
+import re
 from importlib import resources
 
+import numpy as np
 import pandas as pd
 
 ADULT_COLUMNS = [
@@ -138,14 +140,14 @@ def load_knowledge_base() -> pd.DataFrame:
 
 
 def load_llm_responses() -> pd.DataFrame:
-    """Recorded raw answers of a large language model asked to triage tickets as JSON (notebook 07).
+    """Raw answers to a JSON ticket-triage prompt, in the shapes large language models return (notebook 07).
 
-    Course-written, one row per answer: ``id``, ``ticket`` (the customer's message), ``raw``
-    (the model's text, exactly as it came back: clean JSON, JSON in ``` fences or prose,
+    Written for the course (no model produced them), one row per answer: ``id``, ``ticket``
+    (the customer's message), ``raw`` (the answer's text: clean JSON, JSON in ``` fences or prose,
     trailing commas, single quotes, missing fields, wrong types, cut-off output ...),
     ``expected_ok``, ``expected_data`` (the validated dict, or None), ``expected_bad_fields``
-    (the schema fields at fault) and ``note``. ``attrs["task"]`` holds the instruction the
-    model was given and ``attrs["schema"]`` the field types it asked for, by name
+    (the schema fields at fault) and ``note``. ``attrs["task"]`` holds the instruction a model
+    would be given and ``attrs["schema"]`` the field types it asks for, by name
     (``{"category": "str", ...}``). Returns a new DataFrame each call.
     """
     recorded = json.loads(read_verified("llm_responses.json"))
@@ -166,4 +168,36 @@ def load_support_tickets() -> pd.DataFrame:
     Returns a new DataFrame each call (all columns are strings).
     """
     return pd.read_csv(io.BytesIO(read_verified("support_tickets.csv")), dtype=str, keep_default_na=False)
+
+
+_GREETING = re.compile(r"^\s*(hello support|good morning|hi team|to whom it may concern|dear \w+ service|hey there|hi there|hello|hi)[,!]\s*")
+
+
+def ticket_phrasings(texts, words: int = 8, overlap: float = 0.4) -> np.ndarray:
+    """A phrasing group per support ticket (an int from 0), for splits that keep near-twins together.
+
+    The tickets were generated from about 30 phrasings a category, each used for two or three
+    tickets with other amounts, places, names, greetings, sign-offs and typos. Two tickets are
+    near-twins when, after the greeting, the sets of their first ``words`` words (lower case,
+    three letters or more) overlap by at least ``overlap`` (intersection over union); a group
+    is a chain of near-twins. Pass the groups to ``GroupShuffleSplit`` or ``GroupKFold`` so no
+    phrasing is on both sides of a split: otherwise a test ticket's twin is in the training
+    rows, and a model that memorises wording scores better than it will on new tickets.
+    """
+    openings = [set(re.findall(r"[a-z']{3,}", _GREETING.sub("", text.lower()))[:words]) for text in texts]
+    parent = list(range(len(openings)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, first in enumerate(openings):
+        for j in range(i + 1, len(openings)):
+            union = first | openings[j]
+            if union and len(first & openings[j]) / len(union) >= overlap:
+                parent[root(j)] = root(i)
+    numbers: dict[int, int] = {}
+    return np.array([numbers.setdefault(root(i), len(numbers)) for i in range(len(openings))], dtype=np.int64)
 

@@ -12,7 +12,16 @@ course's real ``submitted/`` or gradebook. For each assignment ``demo_class`` ma
   the same class;
 - ``broken-file``: a notebook file cut off halfway through saving (not valid JSON);
 - ``hostile``: the solution, except that the first exercise's answer cell looks for the
-  hidden tests and patches the check functions to pass instead of answering.
+  hidden tests and patches the check functions to pass instead of answering;
+- ``copied-from`` and ``copier``: an honest student who answers every exercise in their own
+  way (the first alternative answer of each exercise in ``mutants.toml``), and one who copied
+  those answers, renamed the local variables, reordered the functions and let the reformatting
+  drop the comments. Both earn full marks; ``course similarity`` must pair them (when their
+  answers are long enough to tell from a common idiom), and pair nobody else.
+
+At most one partial student hands in a wrong or alternative answer to each exercise: the
+mutants of an exercise are variations of one another, written by one author, and students who
+hand in variations of the same code are what the similarity check looks for.
 
 Every demo student knows the range of autograded points it must earn and whether grading
 must flag it for a person; ``surprises`` compares that with the grades.
@@ -22,6 +31,7 @@ mutants) make the simpler classes that ``course bench --grading`` and the gradin
 """
 from __future__ import annotations
 
+import ast
 import copy
 import random
 import re
@@ -35,6 +45,7 @@ from course.assignments import (CourseLayoutError, exercises, is_exercise_soluti
                                 read_notebook, student_notebook_path)
 from course.grader.grading import GradedSubmission
 from course.mutants import Mutant, apply_batch, batches, load_mutants, mutants_path
+from course.similarity import SimilarityReport
 
 # The chance that each partial student gets an exercise right, before the exercise's difficulty is taken off.
 PARTIAL_SKILLS = (0.95, 0.85, 0.75, 0.6, 0.45, 0.3)
@@ -106,7 +117,7 @@ def make_class(root: Path, assignment: str, folder: Path) -> list[str]:
 
 
 def demo_class(root: Path, assignment: str) -> list[DemoStudent]:
-    """The demo class of ``assignment``: perfect, partial, blank, broken and hostile students."""
+    """The demo class of ``assignment``: perfect, partial, blank, broken, hostile and copying students."""
     source = read_notebook(notebook_path(root, "source", assignment))
     release = read_notebook(notebook_path(root, "release", assignment))
     exercise_list = exercises(source)
@@ -115,16 +126,96 @@ def demo_class(root: Path, assignment: str) -> list[DemoStudent]:
     difficulty = random.Random(f"{assignment}/difficulty")
     difficulties = {exercise.grade_id: difficulty.uniform(0, MAX_DIFFICULTY) for exercise in exercise_list}
     students = [DemoStudent("perfect", "hands in the solution notebook", nbformat.writes(source), total, total)]
+    own_answers = {}
+    for mutant in mutants:
+        if mutant.kind == "alternative":
+            own_answers.setdefault(mutant.exercise, mutant)
+    unused = [mutant for mutant in mutants if mutant not in own_answers.values()]
     for number, skill in enumerate(PARTIAL_SKILLS, 1):
         name = f"partial-{number:02d}"
-        plan = partial_plan(random.Random(f"{assignment}/{name}"), skill, difficulties, mutants)
+        plan = partial_plan(random.Random(f"{assignment}/{name}"), skill, difficulties, unused)
+        answered = {mutant.exercise for _, mutant in plan.values() if mutant is not None}
+        unused = [mutant for mutant in unused if mutant.exercise not in answered]
         students.append(partial_student(name, plan, source, release))
     students += [
         DemoStudent("blank", "hands in the notebook as released, nothing answered", nbformat.writes(release), 0, 0),
         broken_file_student(source),
         hostile_student(root, assignment, source),
+        *copying_students(source, own_answers, total),
     ]
     return students
+
+
+COPY_PAIR = ("copied-from", "copier")
+
+
+def copying_students(source, own_answers: dict[str, Mutant], total: float) -> list[DemoStudent]:
+    """An honest student answering with ``own_answers`` (exercise -> alternative answer), and a disguised copy of them."""
+    honest = apply_batch(source, own_answers)
+    copied = copy.deepcopy(honest)
+    for cell in copied.cells:
+        if is_exercise_solution(cell) and nbgrader_meta(cell)["grade_id"] in own_answers:
+            cell.source = disguised_copy(cell.source)
+    original, copier = COPY_PAIR
+    return [DemoStudent(original, f"answers every exercise in its own way (the alternative answers); {copier} copied it",
+                        nbformat.writes(honest), total, total),
+            DemoStudent(copier, f"copied {original}'s answers, renamed the local variables and reordered the functions",
+                        nbformat.writes(copied), total, total)]
+
+
+def disguised_copy(code: str) -> str:
+    """``code`` as someone who copied it hands it in: local variables renamed, each run of consecutive functions in
+    reverse order, comments and layout redone (``ast.unparse``). Behaviour is unchanged."""
+    tree = ast.parse(code)
+    taken = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    for node in tree.body:
+        functions = [node] if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else \
+            [n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))] if isinstance(node, ast.ClassDef) else []
+        for function in functions:
+            _rename_locals(function, taken)
+    tree.body = _reverse_function_runs(tree.body)
+    return ast.unparse(tree)
+
+
+def _rename_locals(function, taken: set[str]) -> None:
+    """Rename the names ``function`` assigns (not its parameters, nor anything declared global or imported) everywhere in it."""
+    fixed = {arg.arg for node in ast.walk(function) if isinstance(node, ast.arguments)
+             for arg in [*node.posonlyargs, *node.args, *node.kwonlyargs, *filter(None, [node.vararg, node.kwarg])]}
+    fixed |= {name for node in ast.walk(function) if isinstance(node, (ast.Global, ast.Nonlocal)) for name in node.names}
+    fixed |= {(alias.asname or alias.name).split(".")[0] for node in ast.walk(function)
+              if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+    fixed |= {node.name for node in ast.walk(function) if isinstance(node, ast.ExceptHandler) and node.name}
+    assigned = sorted({node.id for node in ast.walk(function) if isinstance(node, ast.Name)
+                       and isinstance(node.ctx, ast.Store)} - fixed)
+    renamed = {}
+    for name in assigned:
+        new = f"my_{name.lstrip('_')}"
+        while new in taken:
+            new += "_"
+        taken.add(new)
+        renamed[name] = new
+    for node in ast.walk(function):
+        if isinstance(node, ast.Name) and node.id in renamed:
+            node.id = renamed[node.id]
+
+
+def _reverse_function_runs(body: list) -> list:
+    """``body`` with each run of consecutive functions reversed (those whose definition runs no code: no decorators,
+    only constants as defaults), so the order cannot change what the cell does."""
+    def movable(node) -> bool:
+        defaults = [*node.args.defaults, *filter(None, node.args.kw_defaults)] if isinstance(node, ast.FunctionDef) else []
+        return isinstance(node, ast.FunctionDef) and not node.decorator_list and all(isinstance(d, ast.Constant) for d in defaults)
+
+    result, run = [], []
+    for node in body + [None]:
+        if node is not None and movable(node):
+            run.append(node)
+            continue
+        result += run[::-1]
+        run = []
+        if node is not None:
+            result.append(node)
+    return result
 
 
 def partial_plan(rng: random.Random, skill: float, difficulties: dict[str, float], mutants: list[Mutant]) -> Plan:
@@ -223,6 +314,25 @@ def write_demo_class(root: Path, assignment: str, folder: Path) -> list[DemoStud
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(student.file_text)
     return students
+
+
+def similarity_surprises(students: list[DemoStudent], report: SimilarityReport | None) -> list[str]:
+    """What ``course similarity`` got wrong about the demo class: the copy pair not found (when their answers are long
+    enough to tell from an idiom), another pair found, or the honest alternative answers taken for the reference."""
+    names = {student.name for student in students}
+    if report is None or not set(COPY_PAIR) <= names:
+        return []
+    original, copier = COPY_PAIR
+    found = []
+    pairs = {frozenset((match.first, match.second)) for match in report.pairs}
+    detectable = min(report.code_size.get(original, 0), report.code_size.get(copier, 0)) >= report.min_match
+    if detectable and frozenset(COPY_PAIR) not in pairs:
+        found.append(f"the similarity check did not pair {original} and {copier}")
+    found += [f"the similarity check paired {' and '.join(sorted(pair))}, who did not copy"
+              for pair in sorted(pairs - {frozenset(COPY_PAIR)}, key=sorted)]
+    found += [f"the similarity check took {match.first}'s own answers for the reference solution"
+              for match in report.reference if match.first in COPY_PAIR]
+    return found
 
 
 def surprises(students: list[DemoStudent], results: dict[str, GradedSubmission]) -> list[str]:

@@ -62,6 +62,11 @@ def quiet_libraries() -> None:
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", module=r"(transformers|torch|huggingface_hub)(\..*)?")
+    # torch 2.10+ marks eager-mode quantisation (torch.ao.quantization.quantize_dynamic) as
+    # deprecated in favour of the separate torchao package; these notices are attributed to
+    # the caller's line, so the module filter above does not catch them.
+    warnings.filterwarnings("ignore", message=r"torch\.ao\.quantization is deprecated", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel", category=UserWarning)
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,8 +88,9 @@ def load_minilm():
 def embed_texts(texts, batch_size: int = 32):
     """Sentence embeddings of ``texts`` with all-MiniLM-L6-v2, as a float32 array of shape (n, 384).
 
-    Token vectors are mean-pooled over the attention mask and L2-normalised, as
-    sentence-transformers does for this model, so a dot product is a cosine similarity.
+    Texts are cut at ``minilm_max_tokens()`` (256) tokens, token vectors are mean-pooled over
+    the attention mask and L2-normalised, as sentence-transformers does for this model, so a
+    dot product is a cosine similarity.
     """
     import numpy as np
     import torch
@@ -94,7 +100,8 @@ def embed_texts(texts, batch_size: int = 32):
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True, return_tensors="pt")
+            batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True, max_length=minilm_max_tokens(),
+                              return_tensors="pt")
             hidden = model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)

@@ -8,7 +8,15 @@ assignment) into a single self-contained HTML file (figures embedded as PNG, no 
 - a grid of students by assignments, each cell linked to that student's feedback page;
 - per assignment: the distribution of total scores out of the maximum, how each exercise
   went (full marks, some points, none) in notebook order, and a table per student with
-  score, percent, points per exercise and what needs a person's attention.
+  score, percent, points per exercise and what needs a person's attention;
+- per assignment, item analysis (``course.itemanalysis``): difficulty and discrimination of
+  every exercise and test in a figure and a table, the items that flag themselves with a
+  sentence on what that usually means;
+- per assignment, similar submissions (``course.similarity``): pairs of students whose own
+  code is largely the same, with the matching lines side by side, and students whose code is
+  mostly the course's reference solution;
+- per assignment, late submissions (``course.grader.late``): when each was due and handed in,
+  and the penalty the course's late policy takes off.
 
 Only autograded points count; written answers are graded by hand in nbgrader. Everything a
 student controls (ids, messages quoting their files) is HTML-escaped. ``summary_table`` and
@@ -34,6 +42,9 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from course.assignments import CourseLayoutError, exercises, notebook_path, read_notebook
 from course.grader.grading import GradedSubmission, read_results, submitted_students
+from course.grader.late import Lateness, duration, late_submissions
+from course.itemanalysis import EASY, FLAG_SENTENCES, HARD, ItemStatistics, flagged_by_exercise, item_analysis
+from course.similarity import MatchedCell, SimilarityReport, similarity_report
 
 Grades = dict[str, dict[str, GradedSubmission]]
 
@@ -138,19 +149,24 @@ def attention_groups(grades: Grades) -> dict[tuple[str, str], list[str]]:
 
 
 def write_report(course_dir: Path, grades: Grades, path: Path, *, title: str = "Grade report",
-                 notes: dict[str, dict[str, str]] | None = None) -> Path:
-    """Write the HTML report of ``grades`` to ``path`` and return it; ``notes`` adds a line per assignment and student."""
+                 notes: dict[str, dict[str, str]] | None = None,
+                 similarity: dict[str, SimilarityReport | None] | None = None) -> Path:
+    """Write the HTML report of ``grades`` to ``path`` and return it; ``notes`` adds a line per assignment and student;
+    ``similarity`` gives each assignment's similarity report when it is already computed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".html.partial")
-    partial.write_text(render_report(course_dir, grades, path.parent, title=title, notes=notes or {}), encoding="utf-8")
+    partial.write_text(render_report(course_dir, grades, path.parent, title=title, notes=notes or {}, similarity=similarity),
+                       encoding="utf-8")
     partial.replace(path)
     return path
 
 
 def render_report(course_dir: Path, grades: Grades, report_dir: Path, *, title: str = "Grade report",
-                  notes: dict[str, dict[str, str]] | None = None) -> str:
+                  notes: dict[str, dict[str, str]] | None = None,
+                  similarity: dict[str, SimilarityReport | None] | None = None) -> str:
     """The report as one HTML page; links to feedback are relative to ``report_dir``."""
     notes = notes or {}
+    similarity = similarity if similarity is not None else {a: class_similarity(course_dir, a) for a in grades}
     outcomes = {assignment: exercise_outcomes(course_dir, assignment, results) for assignment, results in sorted(grades.items())}
     students = sorted({student for results in grades.values() for student in results})
     submissions = [graded for results in grades.values() for graded in results.values()]
@@ -181,6 +197,9 @@ def render_report(course_dir: Path, grades: Grades, report_dir: Path, *, title: 
     ]
     for assignment, results in sorted(grades.items()):
         parts.append(_assignment_section(assignment, results, outcomes[assignment], notes.get(assignment, {}), course_dir, report_dir))
+        parts.append(_item_analysis_section(assignment, item_analysis(course_dir, assignment, results)))
+        parts.append(_similarity_section(similarity.get(assignment)))
+        parts.append(_late_section(assignment, _late(course_dir, assignment, sorted(results))))
     body = "\n".join(part for part in parts if part)
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_text(title)}</title>'
@@ -413,6 +432,147 @@ def _assignment_section(assignment: str, results: dict[str, GradedSubmission], o
             f"{about_head}<th>needs a person because</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div></section>")
 
 
+
+def class_similarity(course_dir: Path, assignment: str) -> SimilarityReport | None:
+    """``course similarity`` for the report: None when the folder lacks the source, release or submissions to compare."""
+    if not all(path.is_file() for path in (notebook_path(course_dir, "source", assignment), notebook_path(course_dir, "release", assignment))):
+        return None
+    if not submitted_students(course_dir, assignment):
+        return None
+    return similarity_report(course_dir, assignment)
+
+
+def _late(course_dir: Path, assignment: str, students: list[str]) -> dict[str, Lateness]:
+    try:
+        return late_submissions(course_dir, assignment, students)
+    except CourseLayoutError:
+        return {}
+
+
+def item_analysis_figure(items: list[ItemStatistics]) -> bytes | None:
+    """Each test at its difficulty and discrimination, the regions that flag an item shaded; a flagged test carries the
+    number of its exercise in the list beside the figure."""
+    shown = [item for item in items if item.kind == "test"]
+    if not shown:
+        return None
+    numbers = {item.name: number for number, group in enumerate(flagged_by_exercise(items).values(), 1) for item in group}
+    figure = Figure(figsize=(5.6, 3.9), layout="constrained")
+    axes = figure.subplots()
+    axes.axvspan(EASY, 1.04, color=SOME, alpha=0.16, zorder=0, label="almost everyone / nobody earns it")
+    axes.axvspan(-0.04, HARD, color=SOME, alpha=0.16, zorder=0)
+    axes.axhspan(-1.08, 0, color=NONE, alpha=0.08, zorder=0, label="negative discrimination")
+    defined = [item for item in shown if item.discrimination is not None]
+    undefined = [item for item in shown if item.discrimination is None]
+    axes.scatter([i.difficulty for i in defined], [i.discrimination for i in defined], s=[30 + 12 * i.points for i in defined],
+                 color=[NONE if i.name in numbers else FULL for i in defined], alpha=0.85, edgecolor="white", linewidth=0.6,
+                 zorder=3)
+    if undefined:
+        axes.scatter([i.difficulty for i in undefined], [0.0] * len(undefined), marker="x", color=FLAGGED, zorder=3,
+                     label="undefined (no spread)")
+    labelled = set()
+    for item in shown:
+        place = (round(item.difficulty, 2), round(item.discrimination or 0.0, 1), numbers.get(item.name))
+        if item.name in numbers and place not in labelled:
+            labelled.add(place)
+            axes.annotate(str(numbers[item.name]), (item.difficulty, item.discrimination or 0.0), xytext=(5, 4),
+                          textcoords="offset points", fontsize=9, color=INK, fontweight="bold")
+    axes.set_xlim(-0.04, 1.04)
+    axes.set_ylim(-1.08, 1.08)
+    axes.xaxis.set_major_formatter(PercentFormatter(1.0))
+    axes.set_xlabel("difficulty: mean share of the points earned")
+    axes.set_ylabel("discrimination (item vs rest)")
+    _style(axes, grid_axis="both")
+    _heading(figure, axes, "Item analysis: every test")
+    return _png(figure)
+
+
+def _item_analysis_section(assignment: str, items: list[ItemStatistics]) -> str:
+    if not items:
+        return ""
+
+    def numbers(item: ItemStatistics) -> str:
+        return f'{item.difficulty:.0%}, {"undefined" if item.discrimination is None else f"{item.discrimination:+.2f}"}'
+
+    rows = "".join(
+        f'<tr class="{"flagged" if item.flags else ""}"><td>{_text(item.name)}</td><td>{item.kind}</td>'
+        f'<td class="num">{item.points:g}</td><td class="num">{item.difficulty:.0%}</td>'
+        f'<td class="num">{"–" if item.discrimination is None else f"{item.discrimination:+.2f}"}</td>'
+        f'<td>{", ".join(item.flags)}</td></tr>' for item in items)
+    notes = ""
+    for exercise, group in flagged_by_exercise(items).items():
+        named = "; ".join(f"<b>{_text(item.name)}</b> ({item.kind}: {numbers(item)})" for item in group)
+        flags = dict.fromkeys(flag for item in group for flag in item.flags)
+        notes += f"<li>{named}. {' '.join(FLAG_SENTENCES[flag] for flag in flags)}</li>"
+    students = items[0].students
+    return (f'<section class="items"><h2>Item analysis · {_text(assignment)}</h2>'
+            f'<p class="muted">Over {students} students graded normally. <b>Difficulty</b>: the mean share of an item\'s '
+            "points the class earned. <b>Discrimination</b>: how the item's score goes with the score on the rest of the "
+            "assignment (the corrected item-total correlation, from -1 to 1): high means stronger students earn it more "
+            "often; near 0, it tells them apart little; negative, the weaker ones do better. With few students these "
+            "numbers are rough. In brackets: difficulty, discrimination.</p>"
+            f'<div class="figs">{_figure(item_analysis_figure(items), f"Item analysis of {assignment}")}'
+            f'<div>{"<h3>Items that flag themselves</h3><ol>" + notes + "</ol>" if notes else "<p>No item flags itself.</p>"}'
+            "</div></div>"
+            '<details><summary>Every exercise and test</summary><div class="scroll"><table><thead><tr><th>item</th><th>kind</th>'
+            '<th class="num">points</th><th class="num">difficulty</th><th class="num">discrimination</th><th>flags</th></tr>'
+            f"</thead><tbody>{rows}</tbody></table></div></details></section>")
+
+
+def _similarity_section(report: SimilarityReport | None) -> str:
+    if report is None:
+        return ""
+    skipped = (f" Not compared: {_text(', '.join(f'{s} ({why})' for s, why in report.skipped.items()))}."
+               if report.skipped else "")
+    head = (f'<section class="similarity"><h2>Similar submissions · {_text(report.assignment)}</h2>'
+            f'<p class="muted">{len(report.compared)} submissions compared by their own code (answer cells and unlocked code cells; '
+            "copydetect fingerprints, so renamed variables and reordered functions still match). Starter code and the "
+            f"course's reference solution do not count between students. Listed: pairs where at least {report.threshold:.0%} "
+            f"of one student's own code is in the other's.{skipped}</p>")
+    if not report.found:
+        return head + "<p>No pair shares most of its code, and nobody's code is mostly the reference solution.</p></section>"
+    pairs = "".join(_pair_html(match) for match in report.pairs) or "<p>No pair shares most of its code.</p>"
+    reference = ""
+    if report.reference:
+        reference = ("<h3>Mostly the course's reference solution</h3><p class=\"muted\">Share of each student's own code "
+                     "found in the solution notebook in <code>source/</code>; in a real class, it may have leaked.</p><p>"
+                     + ", ".join(f"{_text(m.first)} ({m.first_share:.0%})" for m in report.reference) + "</p>")
+    return head + pairs + reference + "</section>"
+
+
+def _pair_html(match) -> str:
+    rows = "".join(f'<tr><th colspan="2" class="cell-label">{_text(label)}</th></tr>'
+                   f"<tr><td>{_code(left)}</td><td>{_code(right)}</td></tr>" for label, left, right in match.side_by_side())
+    return (f'<h3>{_text(match.first)} ~ {_text(match.second)}</h3><p class="muted">{match.first_share:.0%} of '
+            f"{_text(match.first)}'s own code is in {_text(match.second)}'s, {match.second_share:.0%} the other way; "
+            f"{match.matched_characters} characters of code tokens match (highlighted).</p>"
+            f'<div class="scroll"><table class="side"><thead><tr><th>{_text(match.first)}</th><th>{_text(match.second)}</th>'
+            f"</tr></thead><tbody>{rows}</tbody></table></div>")
+
+
+def _code(cell: MatchedCell | None) -> str:
+    if cell is None:
+        return '<span class="muted">no matching code in this cell</span>'
+    lines = "".join(f'<span class="{"hit" if i in cell.matched else ""}">{_text(line) or " "}</span>'
+                    for i, line in enumerate(cell.lines))
+    return f"<pre>{lines}</pre>"
+
+
+def _late_section(assignment: str, late: dict[str, Lateness]) -> str:
+    if not late:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_text(student)}</td><td>{l.due:%Y-%m-%d %H:%M}"
+        f"{f' (extension {duration(l.extension.total_seconds())})' if l.extension else ''}</td>"
+        f"<td>{l.submitted:%Y-%m-%d %H:%M}</td><td>{duration(l.seconds_late)}</td>"
+        f'<td class="num">{f"-{l.penalty:.4g} of {l.score:.4g}" if l.penalty else "none (grace period)"}</td></tr>'
+        for student, l in sorted(late.items()))
+    return (f'<section class="late"><h2>Late submissions · {_text(assignment)}</h2><p class="muted">Times in UTC. The penalty '
+            "is the course's late policy (nbgrader_config.py) applied to the points earned, written answers included; "
+            "extensions come from extensions.csv and the gradebook. Each student's feedback explains it.</p>"
+            '<table><thead><tr><th>student</th><th>due</th><th>handed in</th><th>late by</th><th class="num">penalty</th>'
+            f"</tr></thead><tbody>{rows}</tbody></table></section>")
+
+
 def _chip(number: int, outcome: ExerciseOutcome, graded: GradedSubmission) -> str:
     earned = sum(graded.scores.get(t, 0.0) for t in outcome.test_ids)
     kind = "full" if outcome.points and earned >= outcome.points else "some" if earned > 0 else "none"
@@ -482,4 +642,9 @@ td.chips, td.pct, td.who { white-space: nowrap; }
 .bar { display: inline-block; width: 70px; height: 8px; margin-right: 8px; background: var(--line); border-radius: 4px; overflow: hidden; }
 .bar span { display: block; height: 100%; background: var(--full); }
 td.about { color: var(--muted); font-size: 12.5px; max-width: 340px; } td.why { color: #9c3d2c; font-size: 13px; max-width: 340px; }
+details summary { cursor: pointer; color: #2457a0; margin-top: 10px; }
+table.side { table-layout: fixed; } table.side td { width: 50%; vertical-align: top; padding: 0 6px; }
+table.side th.cell-label { background: #f4f8fd; font-weight: 600; font-size: 13px; }
+pre { margin: 4px 0; font: 12px/1.45 ui-monospace, SFMono-Regular, Menlo, monospace; white-space: pre-wrap; }
+pre span { display: block; } pre span.hit { background: #fde8c8; }
 """

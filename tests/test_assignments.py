@@ -30,10 +30,11 @@ def test_exercises_group_test_cells_under_their_solution(repo):
     notebook = read_notebook(notebook_path(repo, "source", "01-what-is-ai-engineering"))
     found = {exercise.grade_id: exercise for exercise in exercises(notebook)}
     assert list(found) == ["split-features-target", "rule-based-predict", "train-income-model",
-                           "evaluate-predictions", "accuracy-after-shift"]
+                           "evaluate-predictions", "understanding-baseline", "accuracy-after-shift"]
     assert found["split-features-target"].test_ids == [
-        "split-features-target-visible", "split-features-target-labels", "split-features-target-missing"]
-    assert sum(exercise.points for exercise in found.values()) == 26
+        "split-features-target-visible", "split-features-target-labels", "split-features-target-missing",
+        "split-features-target-rows"]
+    assert sum(exercise.points for exercise in found.values()) == 30
 
 
 def test_broken_notebook_is_named(tmp_path):

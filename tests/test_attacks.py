@@ -79,10 +79,31 @@ def spoofed_kernel(notebook):
     return notebook
 
 
+# What the tricks below put in place of course.checks.fail: a function that lets every check pass.
+QUIET_FAIL = "def _quiet(what, expected=None, got=None, hint='', *, show_values=True):\n    return None\n"
+
+
 def attacks(course: Path, port: int) -> dict:
     root = str(course)
     return {
         "honest": lambda nb: nb,
+        # Honest code that looks like some of the tricks: it must keep its points and not be flagged.
+        "busy-honest": answer("""
+import copy, pickle, threading, warnings
+import numpy as np
+from joblib import Parallel, delayed
+check = "a notebook's own variable, named like a check"
+Parallel(n_jobs=2)(delayed(abs)(number) for number in range(4))  # leaves joblib's worker threads idle behind
+def add(a, b):
+    import xml.dom.minidom  # a module imported for the first time while a test runs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        values = copy.deepcopy(pickle.loads(pickle.dumps(np.array([a, b]))))
+    worker = threading.Thread(target=values.sum)
+    worker.start()
+    worker.join()
+    return int(values.sum())
+"""),
         "reads-source": answer(f"""
 LEAK = ""
 for path in ["../../../source/{TINY}/{TINY}.ipynb", "{root}/source/{TINY}/{TINY}.ipynb", "{root}/gradebook.db"]:
@@ -190,6 +211,97 @@ blocks.clear()
         "edited-tests": submission_with_tests(edited),
         "stripped-tests": submission_with_tests(stripped),
         "extra-graded-cell": with_bonus_cell,
+        # In-place changes: the function keeps its identity, so comparing objects does not see them.
+        "swaps-code": answer(WRONG + "import course.checks\ncourse.checks.fail.__code__ = (lambda *a, **k: None).__code__\n"),
+        "swaps-code-with-ctypes": answer(WRONG + QUIET_FAIL + """
+import ctypes, course.checks
+ctypes.pythonapi.Py_IncRef(ctypes.py_object(_quiet.__code__))
+ctypes.c_void_p.from_address(id(course.checks.fail) + 48).value = id(_quiet.__code__)  # PyFunctionObject.func_code
+"""),
+        "disables-the-guard": answer(WRONG + QUIET_FAIL + """
+import course.checks, course.grader.guard as guard
+for name in [name for name in vars(guard) if callable(vars(guard)[name]) and not name.startswith("__")]:
+    setattr(guard, name, lambda *args, **kwargs: [])
+guard.VERDICTS = type("Forged", (dict,), {"pop": lambda self, key, default=None: repr((key, (), ())) + "|" + "0" * 64})()
+course.checks.fail = _quiet
+"""),
+        # Changes made while a test runs, by the function the test calls, and undone again.
+        "patches-while-tested": answer("""
+import course.checks
+REAL_FAIL = course.checks.fail
+def fail_once(*args, **kwargs):
+    course.checks.fail = REAL_FAIL
+def add(a, b):
+    course.checks.fail = fail_once
+    return 0
+"""),
+        "patches-ipython-while-tested": answer("""
+SHELL_CLASS = type(get_ipython())
+async def forgiving_run_code(self, code_obj, result=None, *, async_=False):
+    try:
+        exec(code_obj, self.user_global_ns, self.user_ns)
+    except Exception:
+        pass
+    return False
+def add(a, b):
+    SHELL_CLASS.run_code = forgiving_run_code
+    return 0
+"""),
+        # Code that runs later by itself and patches the checks again after the grader restored them.
+        "thread": answer(WRONG + QUIET_FAIL + """
+import threading, time, course.checks
+def repatch():
+    for _ in range(60_000):
+        course.checks.fail = _quiet
+        time.sleep(0.001)
+threading.Thread(target=repatch, daemon=True).start()
+"""),
+        "interval-timer": answer(WRONG + QUIET_FAIL + """
+import signal, course.checks
+signal.signal(signal.SIGALRM, lambda *args: setattr(course.checks, "fail", _quiet))
+signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)
+"""),
+        "audit-hook": answer(WRONG + QUIET_FAIL + """
+import sys, course.checks
+sys.addaudithook(lambda event, args: setattr(course.checks, "fail", _quiet) if event == "exec" else None)
+"""),
+        "gc-callback": answer(WRONG + QUIET_FAIL + """
+import gc, course.checks
+gc.callbacks.append(lambda phase, info: setattr(course.checks, "fail", _quiet))
+gc.set_threshold(1)
+"""),
+        "trace-hook": answer("""
+import sys
+def tracer(frame, event, arg):  # each statement of a test cell runs in a frame of its own: fake its checks
+    if event == "call" and frame.f_code.co_name == "<module>":
+        frame.f_globals["check_equal"] = frame.f_globals["fail"] = lambda *args, **kwargs: None
+def add(a, b):
+    sys.settrace(tracer)
+    return 0
+"""),
+        "event-loop": answer(WRONG + QUIET_FAIL + """
+import asyncio, course.checks
+LOOP = asyncio.get_event_loop()
+def repatch(times=60_000):
+    course.checks.fail = _quiet
+    if times:
+        LOOP.call_later(0.001, repatch, times - 1)
+repatch()
+"""),
+        "finalizer": answer(WRONG + QUIET_FAIL + """
+import gc, weakref, course.checks
+class Box:
+    pass
+def arm():
+    box = Box()
+    box.itself = box  # a cycle: only the garbage collector frees it, at some later allocation
+    weakref.finalize(box, repatch)
+def repatch():
+    course.checks.fail = _quiet
+    arm()
+arm()
+gc.set_threshold(1)
+"""),
     }
 
 
@@ -252,13 +364,19 @@ ATTACKERS_WITH_A_WRONG_ANSWER = [
     "daemon", "runs-after-tests", "network", "fills-the-disk", "grabs-memory", "huge-output", "deleted-tests",
     "edited-tests", "stripped-tests",
 ]
+# Tricks that reach into the test machinery from inside the kernel: each must cost its points and be flagged.
+IN_PROCESS_TRICKS = [
+    "swaps-code", "swaps-code-with-ctypes", "disables-the-guard", "patches-while-tested", "patches-ipython-while-tested",
+    "thread", "interval-timer", "audit-hook", "gc-callback", "trace-hook", "event-loop", "finalizer",
+]
 
 
-def test_every_submission_gets_a_grade_and_the_honest_student_keeps_full_marks(hostile_class):
+def test_every_submission_gets_a_grade_and_the_honest_students_keep_full_marks(hostile_class):
     results = hostile_class["results"]
     assert set(results) >= {"honest", "invalid-json", "missing-notebook", "renamed-notebook", *ATTACKERS_WITH_A_WRONG_ANSWER}
-    honest = results["honest"]
-    assert (honest.score, honest.max_score, honest.attention) == (3, 3, []), honest.attention
+    for student in ("honest", "busy-honest"):
+        graded = results[student]
+        assert (graded.score, graded.max_score, graded.attention) == (3, 3, []), (student, graded.attention)
 
 
 @pytest.mark.parametrize("student", ATTACKERS_WITH_A_WRONG_ANSWER)
@@ -272,6 +390,19 @@ def test_attack_earns_nothing(hostile_class, student):
 def test_tampering_with_the_kernel_is_flagged_for_a_person(hostile_class, student):
     attention = " ".join(hostile_class["results"][student].attention)
     assert "changed the grading environment" in attention
+
+
+@pytest.mark.parametrize("student", IN_PROCESS_TRICKS)
+def test_an_in_process_trick_earns_nothing_and_is_flagged(hostile_class, student):
+    graded = hostile_class["results"][student]
+    assert (graded.score, graded.max_score) == (0, 3), (student, graded.scores, graded.attention)
+    attention = " ".join(graded.attention)
+    assert "changed the grading environment" in attention or "could not run safely" in attention, attention
+
+
+def test_feedback_says_when_tests_could_not_run_safely(hostile_class):
+    page = readable_text((hostile_class["course"] / "feedback" / "thread" / TINY / f"{TINY}.html").read_text())
+    assert "the tests could not run safely" in page and "a thread is running code of the submission" in page
 
 
 def test_protected_files_are_unchanged_and_nothing_left_running(hostile_class):

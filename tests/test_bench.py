@@ -9,16 +9,22 @@ TINY = "99-tiny"
 
 
 def test_measure_runs_the_solved_notebook_in_a_fresh_kernel_on_all_cores_and_on_one(tiny_course):
-    import os
-
-    with_code_cell(tiny_course, "import os\nwith open('cpus.txt', 'a') as f:\n    print(len(os.sched_getaffinity(0)), file=f)")
+    with_code_cell(tiny_course, "with open('written.txt', 'w') as f:\n    f.write('ran')")
     measurement = measure(tiny_course, TINY)
     assert measurement.errors == 0
     assert 0 < measurement.seconds < 60 and 0 < measurement.one_cpu_seconds < 90
-    cpus = (tiny_course / "source" / TINY / "cpus.txt").read_text().split()
-    assert cpus == [str(len(os.sched_getaffinity(0))), "1"]
     assert 30 < measurement.peak_mb < BUDGET_MB  # a kernel that imported numpy
     assert measurement.within_budget
+    assert not (tiny_course / "source" / TINY / "written.txt").exists()  # it ran in a copy of the folder
+
+
+def test_the_one_cpu_run_is_pinned_to_one_cpu(tiny_course, tmp_path):
+    import os
+
+    record = tmp_path / "cpus.txt"
+    with_code_cell(tiny_course, f"import os\nwith open({str(record)!r}, 'a') as f:\n    print(len(os.sched_getaffinity(0)), file=f)")
+    assert measure(tiny_course, TINY).errors == 0
+    assert record.read_text().split() == [str(len(os.sched_getaffinity(0))), "1"]
 
 
 def test_budget_and_report(tmp_path):

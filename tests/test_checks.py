@@ -102,6 +102,21 @@ def test_does_not_call_catches_direct_and_indirect_library_use():
         check_does_not_call(lambda: sorted([3, 1]), {"builtin sorted": sorted}, "no sorting")
 
 
+def test_does_not_call_sees_a_decorated_function_whose_wrapped_was_pointed_elsewhere():
+    import functools
+
+    def implementation(values):
+        return sorted(values)
+
+    @functools.wraps(implementation)
+    def library_function(values):
+        return implementation(values)
+
+    library_function.__wrapped__ = lambda values: values  # what a submission could do to hide its call
+    with pytest.raises(CheckFailed, match="your code called library_function"):
+        check_does_not_call(lambda: library_function([2, 1]), {"library_function": library_function}, "by hand")
+
+
 def test_check_answer_accepts_the_answer_in_any_case_and_spacing_and_hides_it():
     digest = answer_digest("b")
     check_answer(" B ", digest, "question 1")

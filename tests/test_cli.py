@@ -1,4 +1,5 @@
 import csv
+import os
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ def course(*args, cwd=None):
 def test_help_lists_the_commands():
     result = course("--help")
     assert result.returncode == 0
-    for command in ("build", "verify", "grade", "bench", "demo", "worker"):
+    for command in ("build", "verify", "grade", "bench", "demo", "report", "similarity", "export", "worker"):
         assert command in result.stdout
 
 
@@ -37,8 +38,8 @@ def test_demo_builds_grades_and_reports_a_class_outside_the_course(tiny_course, 
     result = course("--root", str(tiny_course), "demo", "--jobs", "2", "--output", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stdout + result.stderr
     rows = {row["student"]: row for row in csv.DictReader((tmp_path / "demo" / "grades.csv").open())}
-    assert set(rows) == {"perfect", "blank", "broken-file", "hostile", *(f"partial-{n:02d}" for n in range(1, 7))}
-    assert [rows[s]["score"] for s in ("perfect", "blank", "broken-file", "hostile")] == ["3", "0", "0", "0"]
+    assert set(rows) == {"perfect", "blank", "broken-file", "hostile", "copied-from", "copier", *(f"partial-{n:02d}" for n in range(1, 7))}
+    assert [rows[s]["score"] for s in ("perfect", "blank", "broken-file", "hostile", "copied-from", "copier")] == ["3", "0", "0", "0", "3", "3"]
     assert rows["perfect"]["needs_attention"] == rows["blank"]["needs_attention"] == ""
     assert "not a readable notebook" in rows["broken-file"]["needs_attention"]
     assert "changed the grading environment" in rows["hostile"]["needs_attention"]
@@ -52,6 +53,12 @@ def test_demo_builds_grades_and_reports_a_class_outside_the_course(tiny_course, 
 def test_cluster_commands_say_what_is_missing_before_they_connect(tiny_course, tmp_path):
     worker = course("worker", cwd=tmp_path)  # a worker machine needs no course folder, but a scheduler
     assert worker.returncode == 2 and "name the scheduler: its ADDRESS or --scheduler-file FILE" in worker.stderr
+    # As dask-kubernetes starts it: the address in DASK_SCHEDULER_ADDRESS (here nobody listens there).
+    from_environment = subprocess.run(
+        [sys.executable, "-m", "course.cli", "worker", "--nthreads", "1", "--", "--death-timeout", "2", "--no-dashboard"],
+        cwd=tmp_path, env={**os.environ, "DASK_SCHEDULER_ADDRESS": "tcp://127.0.0.1:1"}, capture_output=True, text=True,
+        timeout=120)
+    assert from_environment.returncode == 1 and "Timed out starting worker" in from_environment.stderr
     unsafe = course("--root", str(tiny_course), "grade", TINY, "--cluster", "tcp://127.0.0.1:1", "--unsafe-no-sandbox")
     assert unsafe.returncode == 2 and "workers always grade in the sandbox" in unsafe.stderr
     passed_on = course("--root", str(tiny_course), "build", TINY, "--", "--nthreads", "2")

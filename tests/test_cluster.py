@@ -34,7 +34,8 @@ from course.grader.record import GRADED, NEEDS_PERSON, RECORD
 TINY = "99-tiny"
 COURSE_ID = "ai-engineering-for-developers"
 GRADE_CELLS = 3  # the tiny assignment: a visible and a hidden test, and a written answer
-pytestmark = pytest.mark.slow
+# One cluster for the module: its tests stay on one pytest-xdist worker (pyproject.toml runs --dist loadgroup).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
 
 
 @pytest.fixture(scope="module")
@@ -293,6 +294,8 @@ def test_a_worker_without_a_working_sandbox_refuses_to_grade_and_names_the_fix(t
         broken_address = broken.split(": ", 1)[0]
 
         make_class(tiny_course, TINY, tiny_course)
+        for student in ("partial-01", "partial-02", "partial-03", "partial-04"):
+            shutil.rmtree(tiny_course / "submitted" / student)
         url = postgres.create_database("refusing_worker")
         grading = course_grade(tiny_course, cluster.address, url)
         out, err = grading.communicate(timeout=900)
@@ -302,3 +305,19 @@ def test_a_worker_without_a_working_sandbox_refuses_to_grade_and_names_the_fix(t
     finally:
         plain.send_signal(signal.SIGTERM)
         plain.wait(timeout=60)
+
+
+def test_a_grader_fault_on_a_worker_stops_grading_records_no_grade_and_exits_2(tiny_course, postgres, cluster):
+    with (tiny_course / "nbgrader_config.py").open("a") as config:  # travels to the workers: no kernel can start there
+        config.write("\nc.SandboxedKernelManager.memory_mb = 16\n")
+    make_class(tiny_course, TINY, tiny_course)
+    url = postgres.create_database("grader_fault")
+
+    grading = course_grade(tiny_course, cluster.address, url)
+    out, err = grading.communicate(timeout=900)
+    assert grading.returncode == 2, out + err
+    assert "grading 99-tiny on the cluster stopped: the grading kernel did not start" in err
+    assert "not of any submission" in err and "Fix the cause and grade again" in err
+    assert re.search(r"no grade was recorded for [\w-]+ \(on tcp://127\.0\.0\.1:\d+\)", err), err
+    assert record_rows(url) == {} and results_per_student(url) == {}
+    assert not list((tiny_course / "autograded").glob(f"*/{TINY}/{TINY}.ipynb"))

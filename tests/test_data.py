@@ -93,3 +93,21 @@ def test_hours_per_month_changes_only_that_column():
     assert shifted.loc[0, "hours_per_week"] == round(40 * 52 / 12)
     assert shifted.drop(columns="hours_per_week").equals(features.drop(columns="hours_per_week"))
     assert features.loc[0, "hours_per_week"] == 40
+
+
+def test_ticket_phrasings_keep_near_twins_together_and_categories_apart():
+    tickets = data.load_support_tickets()
+    groups = data.ticket_phrasings(tickets["text"])
+    assert len(groups) == len(tickets) and groups.dtype.kind == "i"
+    assert 150 <= len(set(groups)) <= 250  # about 30 phrasings a category, two or three tickets each
+    twins = tickets.index[tickets["text"].str.contains("VAT invoice for my last payment")]
+    assert len(twins) == 2 and groups[twins[0]] == groups[twins[1]]
+    assert tickets.groupby(groups)["category"].nunique().max() == 1
+    assert list(data.ticket_phrasings(tickets["text"])) == list(groups)
+
+
+def test_ticket_phrasings_ignore_greetings_but_not_the_request():
+    groups = data.ticket_phrasings(["Hello support, my parcel never arrived and the tracking page is empty.",
+                                    "Hi team, my parcel never arrived and the tracking page is empty. Thanks!",
+                                    "Hi team, please delete my account and all the personal data you hold."])
+    assert groups[0] == groups[1] != groups[2]

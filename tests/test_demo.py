@@ -14,12 +14,13 @@ from PIL import Image
 
 from course.assignments import CourseLayoutError, exercises, is_exercise_solution, nbgrader_meta, notebook_path, read_notebook
 from course.cli import main
-from course.demo import DemoStudent, demo_class, prepare_folder, real_class_state, surprises, with_syntax_error
+from course.demo import (COPY_PAIR, DemoStudent, demo_class, disguised_copy, prepare_folder, real_class_state,
+                         similarity_surprises, surprises, with_syntax_error)
 from course.grader.grading import GradedSubmission
 from course.mutants import load_mutants, mutants_path
 
 FIRST = "01-what-is-ai-engineering"
-STUDENTS = ["perfect", *(f"partial-{n:02d}" for n in range(1, 7)), "blank", "broken-file", "hostile"]
+STUDENTS = ["perfect", *(f"partial-{n:02d}" for n in range(1, 7)), "blank", "broken-file", "hostile", "copied-from", "copier"]
 
 
 def answers(notebook) -> dict[str, str]:
@@ -75,6 +76,72 @@ def test_partial_students_mix_right_answers_and_misses(repo, first_class):
     assert again == first_class, "the demo class must be the same on every run"
 
 
+def test_the_copier_hands_in_the_honest_answers_disguised(repo, first_class):
+    source = read_notebook(notebook_path(repo, "source", FIRST))
+    mutants = load_mutants(mutants_path(repo, FIRST))
+    first_alternative = {}
+    for mutant in mutants:
+        if mutant.kind == "alternative":
+            first_alternative.setdefault(mutant.exercise, mutant.code)
+    original = answers(nbformat.reads(first_class["copied-from"].file_text, 4))
+    copied = answers(nbformat.reads(first_class["copier"].file_text, 4))
+    assert original == {g: first_alternative.get(g, a) for g, a in answers(source).items()}
+    assert copied == {g: disguised_copy(a) for g, a in original.items()} and all(copied[g] != original[g] for g in original)
+    total = sum(exercise.points for exercise in exercises(source))
+    assert all((first_class[s].least, first_class[s].most, first_class[s].flagged) == (total, total, False) for s in COPY_PAIR)
+    # Nobody else hands in those answers, and at most one partial student hands in a mutant of each exercise.
+    used = {}
+    for number in range(1, 7):
+        handed_in = answers(nbformat.reads(first_class[f"partial-{number:02d}"].file_text, 4))
+        for grade_id, code in handed_in.items():
+            assert code != first_alternative.get(grade_id)
+            if code in {m.code for m in mutants if m.exercise == grade_id}:
+                used.setdefault(grade_id, []).append(number)
+    assert all(len(students) == 1 for students in used.values()), used
+
+
+def test_a_disguised_copy_renames_reorders_and_behaves_the_same():
+    code = """
+import math
+
+def area(radius):
+    # the area of a circle
+    squared = radius ** 2
+    return math.pi * squared
+
+def areas(radii, scale=2):
+    total = [area(r) * scale for r in radii]
+    return total
+"""
+    disguised = disguised_copy(code)
+    assert disguised.index("def areas") < disguised.index("def area(")
+    assert "my_squared" in disguised and "my_total" in disguised and "# the area" not in disguised
+    assert "def area(radius)" in disguised and "scale=2" in disguised
+    original, copy = {}, {}
+    exec(code, original)
+    exec(disguised, copy)
+    assert copy["areas"]([1.0, 2.0]) == original["areas"]([1.0, 2.0])
+
+
+def test_similarity_surprises_name_a_missed_copy_and_a_wrong_pair():
+    from course.similarity import Match, SimilarityReport
+
+    students = [DemoStudent(name, "", "", 0, 0) for name in ("perfect", *COPY_PAIR)]
+
+    def match(first, second):
+        return Match(first, second, 0.9, 0.9, 500, (), ())
+
+    report = SimilarityReport(FIRST, 0.5, 100, code_size={"copied-from": 800, "copier": 790})
+    report.pairs = [match("copied-from", "copier")]
+    assert similarity_surprises(students, report) == []
+    report.pairs, report.reference = [match("perfect", "copier")], [match("copied-from", "reference solution")]
+    assert similarity_surprises(students, report) == [
+        "the similarity check did not pair copied-from and copier", "the similarity check paired copier and perfect, who did not copy",
+        "the similarity check took copied-from's own answers for the reference solution"]
+    report.pairs, report.reference, report.code_size = [], [], {"copied-from": 40, "copier": 40}
+    assert similarity_surprises(students, report) == []  # answers too short to tell from an idiom
+
+
 def test_a_syntax_error_answer_does_not_compile(repo):
     for answer in answers(read_notebook(notebook_path(repo, "source", FIRST))).values():
         with pytest.raises(SyntaxError):
@@ -126,7 +193,7 @@ def test_course_demo_grades_a_real_assignment_and_reports_it(repo, tmp_path, cap
     source = read_notebook(notebook_path(course, "source", FIRST))
     first, *rest = exercises(source)
     total = sum(exercise.points for exercise in exercises(source))
-    assert re.search(rf"^{FIRST}\s+10\s+\S+/{total:g}\s+\d+%\s+1\s+2$", out, re.M), out
+    assert re.search(rf"^{FIRST}\s+12\s+\S+/{total:g}\s+\d+%\s+3\s+2$", out, re.M), out
     assert "every demo student got the points its submission earns" in out
     assert f"report:   {demo / 'report.html'}" in out and f"grades:   {demo / 'grades.csv'}" in out
 
@@ -145,11 +212,14 @@ def test_course_demo_grades_a_real_assignment_and_reports_it(repo, tmp_path, cap
 
     page = (demo / "report.html").read_text()
     figures = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(figures) == 4
+    assert len(figures) == 5
     for data in figures:
         image = Image.open(io.BytesIO(base64.b64decode(data)))
         assert image.format == "PNG" and image.width >= 700
     assert "<th>about</th>" in page and "hands in the solution notebook" in page
+    assert f"Item analysis · {FIRST}" in page and f"Similar submissions · {FIRST}" in page
+    assert "<h3>copied-from ~ copier</h3>" in page
+    assert rows["copied-from"]["score"] == rows["copier"]["score"] == f"{total:g}"
 
     assert not (course / "submitted").exists() and not (course / "gradebook.db").exists()
     assert real_class_state(repo) == real_before

@@ -1,9 +1,14 @@
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+import pytest
+from nbgrader.api import Gradebook
 
 from course.demo import make_class
 from course.grader.grading import GradedSubmission, exercise_table, grades_table, write_grades_csv
@@ -60,10 +65,10 @@ def test_a_worker_grades_students_one_after_another_and_survives_a_failure(tiny_
     run_nbgrader_checked(["generate_assignment", TINY, "--force"], tiny_course)
     worker = GradingWorker(tiny_course, TINY, feedback=True, nbgrader_args=())
     try:
-        ok, log = worker.grade("nobody")
-        assert not ok and "submitted/nobody" in log
-        ok, log = worker.grade("perfect")
-        assert ok and "perfect" in log
+        verdict, log = worker.grade("nobody")
+        assert verdict == "failed" and "submitted/nobody" in log
+        verdict, log = worker.grade("perfect")
+        assert verdict == "ok" and "perfect" in log
         assert worker.alive
     finally:
         worker.close()
@@ -76,3 +81,56 @@ def test_the_worker_refuses_to_run_without_its_token(tiny_course):
     done = subprocess.run([sys.executable, "-m", "course.grader.worker", TINY], cwd=tiny_course, capture_output=True, text=True,
                           env={key: value for key, value in os.environ.items() if key != "COURSE_WORKER_TOKEN"})
     assert done.returncode == 2 and "COURSE_WORKER_TOKEN" in done.stderr
+
+
+def course_with_its_own_package(tiny_course: Path) -> Path:
+    """The tiny course holding a copy of the course package, as a second clone of the repository does; its
+    checks print a line of their own, so a grade shows which package the kernel imported."""
+    import course
+
+    shutil.copytree(Path(course.__file__).parent, tiny_course / "course", ignore=shutil.ignore_patterns("__pycache__"))
+    checks = tiny_course / "course" / "checks.py"
+    checks.write_text(checks.read_text().replace('print(f"✓ {name}: all visible checks passed")',
+                                                 'print(f"✓ {name}: all visible checks passed (the copy\'s checks)")'))
+    return tiny_course
+
+
+def grade_in(folder: Path, *extra) -> subprocess.CompletedProcess:
+    """``course grade`` run from ``folder``, as an instructor runs it in a clone: Python imports ``course`` from there."""
+    return subprocess.run([sys.executable, "-m", "course.cli", "grade", TINY, "--jobs", "1", *extra], cwd=folder,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_a_course_folder_with_its_own_package_is_graded_with_that_package(tiny_course):
+    folder = course_with_its_own_package(tiny_course)
+    make_class(folder, TINY, folder)
+    done = grade_in(folder)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {row["student"]: (row["score"], row["needs_attention"]) for row in csv.DictReader((folder / "grades.csv").open())}
+    assert rows["perfect"] == ("3", "") and rows["blank"] == ("0", "")
+    graded = (folder / "autograded" / "perfect" / TINY / f"{TINY}.ipynb").read_text()
+    assert "the copy's checks" in graded
+
+
+@pytest.mark.parametrize("fault", ["the guard cannot start", "the kernel cannot start"])
+def test_a_fault_before_the_first_cell_stops_grading_without_a_grade(tiny_course, fault):
+    folder = tiny_course
+    if fault == "the guard cannot start":
+        folder = course_with_its_own_package(tiny_course)
+        with (folder / "course" / "grader" / "guard.py").open("a") as guard:
+            guard.write("\n\ndef install(config):\n    raise ImportError('a guard broken on purpose')\n")
+        cause = "the test guard could not start in the grading kernel (ImportError: a guard broken on purpose)"
+    else:
+        with (folder / "nbgrader_config.py").open("a") as config:
+            config.write("\nc.SandboxedKernelManager.memory_mb = 16\n")
+        cause = "the grading kernel did not start"
+    make_class(folder, TINY, folder)
+    done = grade_in(folder)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert cause in done.stderr and "not of any submission" in done.stderr and "Fix the cause" in done.stderr
+    assert not (folder / "grades.csv").exists()
+    with Gradebook(f"sqlite:///{folder / 'gradebook.db'}") as gradebook:
+        graded = [grade.auto_score for submission in gradebook.assignment_submissions(TINY)
+                  for notebook in submission.notebooks for grade in notebook.grades]
+    assert not any(score is not None for score in graded)
+    assert not list((folder / "autograded").glob(f"*/{TINY}/{TINY}.ipynb"))

@@ -2,6 +2,7 @@ import importlib.util
 
 import numpy as np
 import pytest
+import torch
 
 from course import models
 
@@ -52,3 +53,18 @@ def test_max_tokens_is_the_length_sentence_transformers_reads():
     assert models.minilm_max_tokens() == 256
     tokenizer, _ = models.load_minilm()
     assert models.minilm_max_tokens() < tokenizer.model_max_length == 512
+
+
+def test_a_text_longer_than_256_tokens_is_embedded_from_its_first_256_as_sentence_transformers_does():
+    tokenizer, _ = models.load_minilm()
+    # The first 256 tokens are about a refund, what follows about something else entirely.
+    words = "my refund has not arrived and the parcel was returned weeks ago " * 25 + \
+        "the app crashes whenever I open the camera on my new phone " * 25
+    assert len(tokenizer(words)["input_ids"]) > 512
+    first_256 = tokenizer.decode(tokenizer(words, truncation=True, max_length=256)["input_ids"][1:-1])
+    np.testing.assert_allclose(models.embed_texts([words]), models.embed_texts([first_256]), atol=1e-5)
+    _, model = models.load_minilm()
+    with torch.inference_mode():
+        batch = tokenizer([words], truncation=True, max_length=512, return_tensors="pt")
+        cut_at_512 = torch.nn.functional.normalize(model(**batch).last_hidden_state.mean(dim=1), dim=1).numpy()
+    assert np.abs(models.embed_texts([words]) - cut_at_512).max() > 0.05  # the tokenizer's own 512 would differ

@@ -5,7 +5,7 @@ import nbformat
 import pytest
 
 from course.grader.grading import run_nbgrader_checked
-from course.grader.preprocessors import RestoreTestCells
+from course.grader.preprocessors import RestoreTestCells, repair_cells
 
 TINY = "99-tiny"
 
@@ -67,3 +67,25 @@ def test_a_duplicated_graded_cell_and_an_unknown_one_earn_nothing(restore, built
     duplicate = nbformat.v4.new_code_cell("pass", metadata={"nbgrader": dict(notebook.cells[4].metadata["nbgrader"])})
     notebook.cells += [fake, duplicate]
     assert grade_ids(restore(notebook)) == expected
+
+
+def test_an_answer_keeps_its_text_and_gets_the_sources_metadata(restore, built_tiny_course):
+    notebook = release(built_tiny_course)
+    answer = next(cell for cell in notebook.cells if cell.metadata.get("nbgrader", {}).get("grade_id") == "add-numbers")
+    answer.source = "def add(a, b):\n    return a + b\n"
+    answer.metadata["nbgrader"].update(schema_version=99, points="many", locked=True)
+    cells = restore(notebook)
+    assert dict(cells)["add-numbers"] == "def add(a, b):"
+    assert answer.metadata["nbgrader"]["schema_version"] == 3 and "points" not in answer.metadata["nbgrader"]
+    assert answer.metadata["nbgrader"]["locked"] is False
+
+
+def test_cell_ids_are_repaired_so_nbformat_accepts_the_notebook(built_tiny_course):
+    notebook = release(built_tiny_course)
+    notebook.cells[0]["id"] = "not a valid id!"
+    notebook.cells[1]["id"] = notebook.cells[2]["id"]
+    notebook.cells[3]["metadata"] = "not a dict"
+    repair_cells(notebook)
+    ids = [cell["id"] for cell in notebook.cells]
+    assert len(set(ids)) == len(ids) and notebook.cells[3]["metadata"] == {}
+    nbformat.validate(notebook)

@@ -33,6 +33,8 @@ def test_a_result_is_recorded_as_nbgrader_autograde_and_generate_feedback_leave_
     generated = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", TINY, "--force"], cwd=tiny_course,
                                env=nbgrader_env(), capture_output=True, text=True)
     assert generated.returncode == 0, generated.stdout + generated.stderr
+    with Gradebook(sqlite_url(tiny_course), course_id=COURSE_ID) as gradebook:
+        gradebook.update_or_create_assignment(TINY, duedate=datetime.datetime(2030, 1, 30, 12))
     submitted = tiny_course / "submitted" / "ada" / TINY
     submitted.mkdir(parents=True)
     (submitted / f"{TINY}.ipynb").write_text("handed in")
@@ -55,17 +57,23 @@ def test_a_result_is_recorded_as_nbgrader_autograde_and_generate_feedback_leave_
             assert submission.timestamp == datetime.datetime(2030, 1, 31, 12, 30)
             grades = {grade.name: (grade.auto_score, grade.needs_manual_grade) for grade in submission.notebooks[0].grades}
             assert grades == {"add-numbers-visible": (1.0, False), "add-numbers-hidden": (0.0, False), "why-add": (None, True)}
+            # The course's late policy (course.grader.late, as configured): a day and a half hour late is two days'
+            # 10% of the point earned.
+            assert submission.notebooks[0].late_submission_penalty == 0.2
             written = next(grade for grade in submission.notebooks[0].grades if grade.name == "why-add")
             written.manual_score = 1.0
             gradebook.db.commit()
         assert recorder.graded_digests() == {"ada": ("s" * 64, "a" * 64)}
 
-        # Graded again (say, after a resubmission): still one submission, and the person's grade stays.
+        # Graded again (say, after a resubmission, and an extension): still one submission, the person's grade stays.
+        (tiny_course / "extensions.csv").write_text(f"student_id,assignment,days\nada,{TINY},2\n")
+        assert recorder.course_files() == ["extensions.csv"]
         recorder.record_graded("ada", {TINY: autograded_notebook(tiny_course)}, {TINY: "<html>again</html>"},
                                **{**row, "submission_digest": "t" * 64})
         with Gradebook(url, course_id=COURSE_ID) as gradebook:
             (submission,) = gradebook.assignment_submissions(TINY)
             assert {grade.name: grade.manual_score for grade in submission.notebooks[0].grades}["why-add"] == 1.0
+            assert not submission.notebooks[0].late_submission_penalty
         assert recorder.graded_digests() == {"ada": ("t" * 64, "a" * 64)}
 
         recorder.record_not_graded("ada", FAILED, "nbgrader could not grade it: the disk is full", **row)

@@ -3,42 +3,19 @@ from __future__ import annotations
 
 import base64
 import html
-import copy
 import io
 import re
-import shutil
 
-import nbformat
 import pytest
 from PIL import Image
 
-from course.assignments import nbgrader_meta, notebook_path, read_notebook
 from course.cli import main
-from course.grader.grading import GradedSubmission, grade_class
-from course.mutants import load_mutants, mutants_path
+from course.grader.grading import GradedSubmission
 from course.report import (ExerciseOutcome, exercise_outcomes, most_missed, most_missed_figure, render_report,
                            summary_table, write_report)
 
 TINY = "99-tiny"
 PNG = re.compile(r'<img alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
-
-
-@pytest.fixture(scope="module")
-def graded_tiny_class(built_tiny_course, tmp_path_factory):
-    """The tiny course with four students graded: full marks, a wrong answer worth 1 of 3, blank, a broken file."""
-    folder = tmp_path_factory.mktemp("report") / "course"
-    shutil.copytree(built_tiny_course, folder)
-    source = read_notebook(notebook_path(folder, "source", TINY))
-    ignores_first = copy.deepcopy(source)
-    wrong = next(m for m in load_mutants(mutants_path(folder, TINY)) if m.name == "ignores-the-first-argument")
-    next(c for c in ignores_first.cells if nbgrader_meta(c).get("grade_id") == "add-numbers").source = wrong.code
-    texts = {"ada": nbformat.writes(source), "bob": nbformat.writes(ignores_first),
-             "cy": nbformat.writes(read_notebook(notebook_path(folder, "release", TINY))), "dee": '{"cells": ['}
-    for student, text in texts.items():
-        target = folder / "submitted" / student / TINY / f"{TINY}.ipynb"
-        target.parent.mkdir(parents=True)
-        target.write_text(text)
-    return folder, grade_class(folder, TINY, jobs=2)
 
 
 def embedded_pngs(page: str) -> dict[str, Image.Image]:
@@ -63,10 +40,10 @@ def test_report_embeds_every_figure_as_a_readable_png(graded_tiny_class):
     path = write_report(folder, {TINY: results}, folder / "report.html")
     page = path.read_text()
     images = embedded_pngs(page)
-    assert len(PNG.findall(page)) == len(images) == 4
+    assert len(PNG.findall(page)) == len(images) == 5
     assert set(images) == {"Each student's share of the autograded points, per assignment",
                            "The exercises students miss most, across all assignments",
-                           f"Total scores of {TINY}", f"How each exercise of {TINY} went"}
+                           f"Total scores of {TINY}", f"How each exercise of {TINY} went", f"Item analysis of {TINY}"}
     for alt, image in images.items():
         assert image.width >= 700 and image.height >= 200, (alt, image.size)
         assert len(image.convert("L").getcolors(maxcolors=256) or []) > 20, f"{alt} is blank"
@@ -117,7 +94,7 @@ def test_a_class_with_full_marks_says_nobody_missed_anything(graded_tiny_class):
     page = render_report(folder, {TINY: {"ada": results["ada"]}}, folder)
     assert "every student earned every point" in page
     assert "Nothing needs a person" in page
-    assert len(embedded_pngs(page)) == 3
+    assert len(embedded_pngs(page)) == 4
 
 
 def test_course_report_writes_the_report_of_a_graded_folder(graded_tiny_class, capsys):
@@ -126,7 +103,7 @@ def test_course_report_writes_the_report_of_a_graded_folder(graded_tiny_class, c
     out = capsys.readouterr().out
     assert TINY in out and "dee (99): the submitted file is not a readable notebook" in out
     page = (folder / "out" / "grades.html").read_text()
-    assert len(embedded_pngs(page)) == 4
+    assert len(embedded_pngs(page)) == 5
     assert f'href="../feedback/ada/{TINY}/{TINY}.html"' in page
 
 
@@ -140,3 +117,29 @@ def test_help_lists_the_report_command(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "report" in capsys.readouterr().out
+
+
+def test_the_report_has_item_analysis_and_similarity_for_each_assignment(graded_tiny_class):
+    folder, results = graded_tiny_class
+    page = render_report(folder, {TINY: results}, folder)
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert f"Item analysis · {TINY}" in text and "Over 3 students graded normally" in text
+    assert re.search(r"add-numbers-visible\s+test\s+1\s+67%\s+\+0\.50", text)
+    assert "No item flags itself" in text
+    assert f"Similar submissions · {TINY}" in text
+    assert "Not compared: cy (no code beyond the starter code), dee (not a readable notebook (NotJSONError))" in text
+    assert "No pair shares most of its code" in text
+    alone = render_report(folder, {TINY: {"ada": results["ada"]}}, folder)
+    sentence = "Almost everyone earns these points"
+    assert alone.count(sentence) == 1 and "add-numbers (exercise: 100%, undefined); add-numbers-visible (test: 100%, " \
+        "undefined); add-numbers-hidden (test: 100%, undefined). Almost everyone" in html.unescape(re.sub(r"<[^>]+>", "", alone))
+
+
+def test_the_report_lists_late_submissions_with_their_penalty(class_with_late_work):
+    from course.report import graded_results
+
+    page = render_report(class_with_late_work, graded_results(class_with_late_work, [TINY]), class_with_late_work)
+    text = html.unescape(re.sub(r"<[^>]+>", " ", page))
+    assert f"Late submissions · {TINY}" in text
+    assert re.search(r"bob\s+2025-01-11 00:00 \(extension 12 hours\)\s+2025-01-11 13:00\s+13 hours\s+-0.2 of 2", text), text
+    assert not re.search(r"alice\s+2025-01-10", text)

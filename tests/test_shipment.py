@@ -67,4 +67,10 @@ def test_an_assignment_is_packed_with_a_gradebook_of_its_own_that_names_no_stude
     assert due.digest != package.digest
     source = tiny_course / "source" / TINY / f"{TINY}.ipynb"
     source.write_text(source.read_text().replace("add(-4, 10), 6", "add(-4, 11), 7"))
-    assert package_assignment(tiny_course, TINY, url, ignore=IGNORE).digest not in (package.digest, due.digest)
+    changed = package_assignment(tiny_course, TINY, url, ignore=IGNORE)
+    assert changed.digest not in (package.digest, due.digest)
+    # and the extensions a late penalty reads, which travel with the assignment
+    (tiny_course / "extensions.csv").write_text(f"student_id,assignment,days\nada,{TINY},2\n")
+    extended = package_assignment(tiny_course, TINY, url, ignore=IGNORE, course_files=["extensions.csv", "absent.csv"])
+    assert extended.files["extensions.csv"] == (tiny_course / "extensions.csv").read_bytes() and "absent.csv" not in extended.files
+    assert extended.digest != changed.digest

@@ -12,7 +12,11 @@ collects the results with ``as_completed`` and records each one the moment it ar
   its result arrives once and is recorded once;
 - a submission whose worker dies on every try: after the scheduler's
   ``distributed.scheduler.allowed-failures`` (default 3) further tries, Dask gives up with
-  ``KilledWorker``; the submission is recorded as needing a person, and the class goes on.
+  ``KilledWorker``; the submission is recorded as needing a person, and the class goes on;
+- a grader fault on a worker (``course.grader.GraderFault``: its sandbox, kernel or guard
+  failed before the submission's first cell) follows the rule of local grading: nothing is
+  recorded for that submission, no more are handed out, those running are recorded, and
+  ``GradingError`` names the fault, the submission and the worker.
 
 Tasks go to the scheduler as grading slots free up (one per unit of the ``grading`` resource
 the connected workers offer), not all at once: Dask counts a worker's death against every
@@ -30,7 +34,7 @@ from pathlib import Path
 
 from course.assignments import student_notebook_path
 from course.grader.cluster_worker import RESOURCE, grade_submission, refusal
-from course.grader.gradebook import course_id, gradebook_url, prepare_gradebook
+from course.grader.gradebook import course_id, prepare_gradebook, url_for
 from course.grader.grading import (GradedSubmission, GradingError, _log_excerpt, nbgrader_env, read_results, run_nbgrader_checked,
                                    submitted_students)
 from course.grader.record import FAILED, NEEDS_PERSON, Recorder
@@ -158,14 +162,14 @@ def grade_on_cluster(course_dir: Path, assignment: str, client, *, db_url: str |
     if not students:
         raise GradingError(f"no submissions of {assignment} in {course_dir / 'submitted'} "
                            f"(expected submitted/<student>/{assignment}/{assignment}.ipynb)")
-    url = gradebook_url(course_dir, db_url)
+    url = url_for(course_dir, db_url)
     course = course_id(course_dir)
     if db_url:
         prepare_gradebook(db_url, course)
     run_nbgrader_checked(["generate_assignment", assignment, "--force"], course_dir, env=nbgrader_env(db_url))
     recorder = Recorder(course_dir, assignment, url, course)
     try:
-        package = package_assignment(course_dir, assignment, url, ignore=recorder.ignore)
+        package = package_assignment(course_dir, assignment, url, ignore=recorder.ignore, course_files=recorder.course_files())
         graded = recorder.graded_digests()
         jobs, skipped = [], []
         for student in students:
@@ -230,7 +234,6 @@ def _grade_jobs(client, course_dir: Path, package: AssignmentPackage, jobs: list
             hand_out()
             for future in finished:
                 job = running.pop(future)
-                hand_out()
                 try:
                     job.outcome = future.result()
                 except KilledWorker as error:
@@ -244,6 +247,11 @@ def _grade_jobs(client, course_dir: Path, package: AssignmentPackage, jobs: list
                 finally:
                     job.received = time.time()
                     future.release()
+                if job.outcome is not None and job.outcome.fault:
+                    job.worker, job.problem = job.outcome.worker, f"grader fault: {job.outcome.fault}"
+                    pending.clear()  # the next submissions would fail the same way; those running finish
+                    continue
+                hand_out()
                 recordings.append(writer.submit(record, job))
                 # Keep the writes still under way; a failed one raises here (result() of a finished write is None).
                 recordings = [recording for recording in recordings if not recording.done() or recording.result()]
@@ -255,6 +263,21 @@ def _grade_jobs(client, course_dir: Path, package: AssignmentPackage, jobs: list
     finally:
         if bar:
             bar.close()
+    if faulted := [job for job in jobs if job.outcome is not None and job.outcome.fault]:
+        raise GradingError(_fault_message(package.assignment, jobs, faulted))
+
+
+def _fault_message(assignment: str, jobs: list[Job], faulted: list[Job]) -> str:
+    """What stopped grading (as local grading says it), where, and what became of the other submissions."""
+    graded = [job for job in jobs if job.recorded and not job.problem]
+    untouched = [job for job in jobs if job.outcome is None and not job.problem]
+    return (f"grading {assignment} on the cluster stopped: {faulted[0].outcome.fault}. This is a fault of the grading "
+            f"set-up, not of any submission: no grade was recorded for "
+            + ", ".join(f"{job.student} (on {job.worker})" for job in faulted)
+            + (f"; {len(untouched)} more were not graded" if untouched else "")
+            + (f" ({len(graded)} graded before it: their results are in the gradebook, and running `course grade --cluster` "
+               "again grades only the rest)" if graded else "")
+            + ". Fix the cause and grade again.")
 
 
 def _record(job: Job, package: AssignmentPackage, recorder: Recorder) -> None:

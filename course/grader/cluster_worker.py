@@ -13,7 +13,9 @@ a scratch course folder of this worker's own, once per version of the assignment
 submission in its ``submitted/`` and has a ``course.grader.grading.GradingWorker`` grade it:
 nbgrader's own Autograde and GenerateFeedback with the course's ``nbgrader_config.py``, so
 in the same sandbox, with the same limits and preprocessors, as local grading. It brings
-back the autograded notebooks and feedback pages; the scratch copies are deleted.
+back the autograded notebooks and feedback pages, or the grader fault (``GraderFault``: the
+sandbox, the kernel or the guard failed before the submission's first cell) that stopped it;
+the scratch copies are deleted.
 """
 from __future__ import annotations
 
@@ -60,13 +62,14 @@ class ScratchCourse:
             grader = self._take()
             started = time.time()
             try:
-                graded, log = grader.grade(student)
+                verdict, log = grader.grade(student)
             finally:
                 finished = time.time()
                 self._give_back(grader)
-            outcome = Outcome(student, graded, "\n".join(log.splitlines()[-LOG_LINES:]), worker,
+            outcome = Outcome(student, verdict == "ok", "\n".join(log.splitlines()[-LOG_LINES:]), worker,
+                              fault="" if verdict in ("ok", "failed") else verdict,
                               grading_started=started, grading_finished=finished)
-            if graded:
+            if outcome.graded:
                 outcome.notebooks = self._read(student, "autograded", ".ipynb")
                 outcome.feedback = self._read(student, "feedback", ".html")
             return outcome

@@ -36,7 +36,7 @@ def configured_url(environ: dict[str, str] | None = None) -> str | None:
     return (os.environ if environ is None else environ).get(DB_URL_VARIABLE) or None
 
 
-def gradebook_url(course_dir: Path, db_url: str | None = None) -> str:
+def url_for(course_dir: Path, db_url: str | None = None) -> str:
     """``db_url`` when given, else the SQLite gradebook of ``course_dir``."""
     return db_url or sqlite_url(course_dir)
 
@@ -50,10 +50,9 @@ def describe(db_url: str) -> str:
 
 def course_id(course_dir: Path) -> str:
     """The ``CourseDirectory.course_id`` that ``course_dir``'s ``nbgrader_config.py`` sets."""
-    from traitlets.config import PyFileConfigLoader
+    from course.nbgrader_settings import course_config
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(course_dir)).load_config()
-    return config.CourseDirectory.get("course_id", "default_course")
+    return course_config(course_dir).CourseDirectory.get("course_id", "default_course")
 
 
 def prepare_gradebook(db_url: str, course_id: str) -> None:

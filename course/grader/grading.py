@@ -30,7 +30,7 @@ import nbformat
 
 from course.assignments import (CourseLayoutError, exercises, is_autograded_test, nbgrader_meta, notebook_path, read_notebook,
                                 student_notebook_path)
-from course.grader.gradebook import DB_URL_VARIABLE, course_id, gradebook_url, prepare_gradebook
+from course.grader.gradebook import DB_URL_VARIABLE, course_id, url_for, prepare_gradebook
 from course.grader.preprocessors import INCIDENT_KEY, TAMPERING_KEY
 from course.grader.worker import FEEDBACK_FLAG, TOKEN_VARIABLE
 
@@ -129,24 +129,30 @@ class GradingWorker:
         self.process = subprocess.Popen(command, cwd=course_dir, env={**nbgrader_env(db_url), TOKEN_VARIABLE: self.token},
                                         text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
-    def grade(self, student: str) -> tuple[bool, str]:
-        """Autograde (and give feedback to) ``student``; returns whether nbgrader succeeded, and its log.
+    def grade(self, student: str) -> tuple[str, str]:
+        """Autograde (and give feedback to) ``student``; returns the verdict and nbgrader's log.
 
-        When the worker itself dies, returns ``(False, log)`` and ``alive`` turns false.
+        The verdict is ``ok``, ``failed`` (nbgrader could not grade the submission) or, for a
+        fault of the grader before the submission's first cell, the fault's message. When the
+        worker itself dies, the verdict is ``failed`` and ``alive`` turns false.
         """
-        lines = []
+        lines, reason = [], None
         try:
             self.process.stdin.write(student + "\n")
             self.process.stdin.flush()
         except BrokenPipeError:
-            return False, ""
+            return "failed", ""
         for line in self.process.stdout:
-            if line.startswith(self.token + " "):
-                return line.split(" ", 2)[1] == "ok", "".join(lines)
-            lines.append(line)
+            if line.startswith(self.token + " reason "):
+                reason = line.split(" ", 2)[2].strip()
+            elif line.startswith(self.token + " "):
+                verdict = line.split(" ", 2)[1]
+                return (reason if verdict == "fault" else verdict), "".join(lines)
+            else:
+                lines.append(line)
         self.process.wait()
         lines.append(f"the nbgrader worker stopped (exit {self.process.returncode}) while grading {student}\n")
-        return False, "".join(lines)
+        return "failed", "".join(lines)
 
     @property
     def alive(self) -> bool:
@@ -174,10 +180,14 @@ def autograde_class(course_dir: Path, assignment: str, students: list[str], jobs
 
     Each worker takes the next student in the list as soon as it is free. The assignment must
     already be in the folder's gradebook (``nbgrader generate_assignment``). Every student gets
-    a result: one nbgrader could not grade scores 0 and says why in ``attention``.
+    a result: one nbgrader could not grade scores 0 and says why in ``attention``. A fault of
+    the grader (``GraderFault``: the sandbox, a kernel or the guard failed before a submission's
+    first cell) stops grading and raises ``GradingError``, naming the fault; the students it
+    hit get no result at all, never a zero.
     """
     pending = deque(students)
     logs: dict[str, str] = {}
+    faults: dict[str, str] = {}
     lock = threading.Lock()
 
     def next_student() -> str | None:
@@ -190,7 +200,12 @@ def autograde_class(course_dir: Path, assignment: str, students: list[str], jobs
             while (student := next_student()) is not None:
                 if worker is None or not worker.alive:
                     worker = GradingWorker(course_dir, assignment, feedback=feedback, nbgrader_args=nbgrader_args, db_url=db_url)
-                logs[student] = worker.grade(student)[1]
+                verdict, logs[student] = worker.grade(student)
+                if verdict not in ("ok", "failed"):
+                    with lock:
+                        faults[student] = verdict
+                        pending.clear()  # the next submissions would fail the same way
+                    continue
                 if on_student_done:
                     with lock:
                         on_student_done()
@@ -201,6 +216,14 @@ def autograde_class(course_dir: Path, assignment: str, students: list[str], jobs
     with ThreadPoolExecutor(max(1, min(jobs, len(students)))) as pool:
         for running in [pool.submit(work) for _ in range(min(jobs, len(students)))]:
             running.result()
+    if faults:
+        graded = [student for student in students if student in logs and student not in faults]
+        raise GradingError(
+            f"grading {assignment} stopped: {next(iter(faults.values()))}. This is a fault of the grading set-up, not "
+            f"of any submission: no grade was recorded for {', '.join(sorted(faults))}"
+            + (f"; {len(students) - len(graded) - len(faults)} more were not graded" if len(graded) + len(faults) < len(students) else "")
+            + (f" ({len(graded)} graded before it: their results are in the gradebook)" if graded else "")
+            + ". Fix the cause and grade again.")
     return read_results(course_dir, assignment, students, logs, db_url=db_url)
 
 
@@ -211,7 +234,7 @@ def read_results(course_dir: Path, assignment: str, students: list[str], logs: d
     from nbgrader.api import Gradebook, MissingEntry
 
     results = {}
-    with Gradebook(gradebook_url(course_dir, db_url)) as gradebook:
+    with Gradebook(url_for(course_dir, db_url)) as gradebook:
         max_scores = {cell.name: float(cell.max_score) for cell in gradebook.find_notebook(assignment, assignment).grade_cells
                       if cell.cell_type == "code"}
         for student in students:

@@ -8,10 +8,11 @@ and ``nbgrader generate_feedback`` would have:
   source's other files (they win) and the autograded notebooks; ``feedback/...`` gets the
   autograded folder's other files and the feedback pages (files a submission's code wrote
   while it ran stay on the worker);
-- grades: nbgrader's own ``SaveAutoGrades`` and ``AssignLatePenalties`` preprocessors, after
-  the student and the submission (with the time in ``timestamp.txt``) are created or updated,
-  exactly as nbgrader's ``Autograde`` does: one submission per student and assignment,
-  manual grades kept;
+- grades: the steps of the configured autograde pipeline that write grades (nbgrader's own
+  ``SaveAutoGrades``, and the late-penalty step: ``course.grader.late.LatePenalties`` in the
+  course's configuration), after the student and the submission (with the time in
+  ``timestamp.txt``) are created or updated, exactly as nbgrader's ``Autograde`` does: one
+  submission per student and assignment, manual grades kept;
 - last, a row of ``course_grading`` (a table of the course's own beside nbgrader's): the
   digests of the submission and of the assignment it was graded against, the worker, and when
   it was queued, started, finished and recorded.
@@ -67,6 +68,11 @@ class Recorder:
         self.engine = create_engine(db_url)
         RECORD.metadata.create_all(self.engine)
 
+    def course_files(self) -> list[str]:
+        """Files of the course folder, besides the configuration and the source, that grading reads: the late
+        policy's extensions (``LatePenalties.extensions_file``)."""
+        return [self.config.LatePenalties.get("extensions_file", "extensions.csv")]
+
     def close(self) -> None:
         """Release the database connections."""
         self.engine.dispose()
@@ -81,7 +87,6 @@ class Recorder:
     def record_graded(self, student: str, notebooks: dict[str, str], feedback: dict[str, str], **row) -> None:
         """Write a graded submission's files and grades, then its record ``row`` (digests, worker, times)."""
         import nbformat
-        from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
 
         autograded = self._folder("autograded", student)
         pages = self._folder("feedback", student)
@@ -98,11 +103,24 @@ class Recorder:
 
         self._create_submission(student, self.coursedir.get_existing_timestamp(str(submitted)), set(notebooks))
         for name, text in notebooks.items():
-            resources = {"nbgrader": {"db_url": self.db_url, "assignment": self.assignment, "notebook": name, "student": student}}
+            resources = {"nbgrader": {"db_url": self.db_url, "assignment": self.assignment, "notebook": name, "student": student},
+                         "metadata": {"path": str(submitted), "name": name}}
             notebook = nbformat.reads(text, as_version=4)
-            for preprocessor in (SaveAutoGrades, AssignLatePenalties):
+            for preprocessor in self._grade_savers():
                 preprocessor(config=self.config).preprocess(notebook, resources)
         self._write_row(student, GRADED, message="", **row)
+
+    def _grade_savers(self) -> list[type]:
+        """The steps of the configured autograde pipeline that write grades: nbgrader's ``SaveAutoGrades`` and the
+        late-penalty step (nbgrader's ``AssignLatePenalties`` or a subclass, such as ``course.grader.late.LatePenalties``),
+        in their configured order."""
+        from nbgrader.converters import Autograde
+        from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+        from traitlets.utils.importstring import import_item
+
+        configured = self.config.Autograde.get("autograde_preprocessors", Autograde.autograde_preprocessors.default_value)
+        steps = [import_item(step) if isinstance(step, str) else step for step in configured]
+        return [step for step in steps if issubclass(step, (SaveAutoGrades, AssignLatePenalties))]
 
     def record_not_graded(self, student: str, outcome: str, message: str, **row) -> None:
         """Record that ``student``'s submission could not be graded and why; no autograded folder is left behind."""

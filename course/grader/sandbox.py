@@ -5,7 +5,10 @@ instructor: it can read ``source/`` (the hidden tests), write ``gradebook.db`` a
 network. ``SandboxedKernelManager`` starts the kernel with Debian's ``bwrap`` instead:
 
 - the file system is empty but for read-only system folders, the Python installation,
-  the virtual environment and the ``course`` package; the kernel's own working folder
+  the virtual environment and the ``course`` package the grader itself runs, which the
+  kernel imports (``PYTHONPATH`` names its folder, so a course folder holding its own
+  ``course/`` beside a different installed one is graded with the same checks and guard
+  the grader uses); the kernel's own working folder
   (the submission's ``autograded/<student>/<assignment>``) is the only writable place
   besides a private, size-capped ``/tmp``;
 - no network (a new network namespace; the kernel talks to nbgrader over Unix sockets),
@@ -34,6 +37,8 @@ from pathlib import Path
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, Integer, List, Unicode
 
+from course.grader import GraderFault
+
 SANDBOX_UID_BASE = 200_000  # grading as root, each kernel gets its own unprivileged uid above this
 SYSTEM_FOLDERS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc"]
 PASSED_ENVIRONMENT = ["LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -43,7 +48,7 @@ INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubble
                 "see docs/instructors.md")
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(GraderFault):
     """The sandbox cannot start here; grading stops rather than run student code unconfined."""
 
 
@@ -64,11 +69,16 @@ def sandbox_problem() -> str | None:
     return None
 
 
-def readable_paths(extra: list[str]) -> list[Path]:
-    """What a sandboxed kernel may read: Python, the environment, the course package and ``extra``."""
+def course_package() -> Path:
+    """The folder of the ``course`` package this process runs: the one every grading kernel imports too."""
     import course
 
-    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(course.__file__).resolve().parent}
+    return Path(course.__file__).resolve().parent
+
+
+def readable_paths(extra: list[str]) -> list[Path]:
+    """What a sandboxed kernel may read: Python, the environment, the course package and ``extra``."""
+    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), course_package()}
     paths.update(Path(p).resolve() for p in extra)
     # Drop any path that sits inside another one.
     return sorted(p for p in paths if not any(other != p and other in p.parents for other in paths))
@@ -120,7 +130,7 @@ def sandbox_command(kernel_command: list[str], workdir: Path, runtime: Path, *, 
     command += ["--bind", str(workdir), str(workdir), "--bind", str(runtime), str(runtime), "--chdir", str(workdir)]
     environment = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp",
                    "MPLCONFIGDIR": "/tmp", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                   "PYTHONDONTWRITEBYTECODE": "1"}
+                   "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(course_package().parent)}
     environment.update({name: os.environ[name] for name in PASSED_ENVIRONMENT if name in os.environ})
     for name, value in environment.items():
         command += ["--setenv", name, value]
@@ -172,6 +182,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         if os.geteuid() == 0 and not self.unsafe_no_sandbox:
             for folder in (self._runtime, self._workdir):
                 _give_to_sandbox(folder, self._uid)
+        if self.unsafe_no_sandbox:  # the sandbox sets PYTHONPATH itself (sandbox_command)
+            kw["env"] = {**(kw.get("env") or os.environ), "PYTHONPATH": str(course_package().parent)}
         return await super()._async_pre_start_kernel(**kw)
 
     def write_connection_file(self, **kwargs) -> None:

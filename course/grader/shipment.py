@@ -3,7 +3,8 @@
 Workers share no folder with the instructor, so every task is self-contained:
 
 - ``AssignmentPackage``: a course folder ready to autograde one assignment, as files: the
-  course's ``nbgrader_config.py``, ``source/<assignment>/`` and a SQLite gradebook holding
+  course's ``nbgrader_config.py`` (and its ``extensions.csv``, which late penalties read),
+  ``source/<assignment>/`` and a SQLite gradebook holding
   what ``nbgrader generate_assignment`` recorded about the assignment in the instructor's
   gradebook (cells, checksums, due date), so a worker grades at once, without generating
   anything. It holds no credentials: the gradebook's URL never leaves the instructor's machine.
@@ -59,12 +60,14 @@ class Submission:
 @dataclass
 class Outcome:
     """What grading a submission on a worker gave: nbgrader's verdict and log, the autograded
-    notebooks and feedback pages (by notebook name), where it ran and when (seconds since the epoch)."""
+    notebooks and feedback pages (by notebook name), where it ran and when (seconds since the epoch).
+    ``fault`` is the message of a grader fault (never a grade: see ``course.grader.GraderFault``)."""
 
     student: str
     graded: bool
     log: str
     worker: str
+    fault: str = ""
     notebooks: dict[str, str] = field(default_factory=dict)
     feedback: dict[str, str] = field(default_factory=dict)
     task_started: float = 0.0
@@ -120,11 +123,14 @@ def code_digest() -> str:
     return files_digest(read_files(package, ["__pycache__", "*.pyc"]))
 
 
-def package_assignment(course_dir: Path, assignment: str, db_url: str, *, ignore: list[str]) -> AssignmentPackage:
+def package_assignment(course_dir: Path, assignment: str, db_url: str, *, ignore: list[str],
+                       course_files: list[str] = ()) -> AssignmentPackage:
     """Pack ``course_dir``'s config and source of ``assignment`` with a gradebook holding what ``nbgrader
-    generate_assignment`` recorded about it in the gradebook at ``db_url`` (run it first)."""
+    generate_assignment`` recorded about it in the gradebook at ``db_url`` (run it first); ``course_files`` (paths
+    relative to ``course_dir``, such as the late policy's extensions) go along when they exist."""
     gradebook, duedate = assignment_gradebook(db_url, assignment)
     inputs = {"nbgrader_config.py": (course_dir / "nbgrader_config.py").read_bytes(),
+              **{name: (course_dir / name).read_bytes() for name in course_files if (course_dir / name).is_file()},
               **{f"source/{assignment}/{name}": content for name, content in read_files(course_dir / "source" / assignment, ignore).items()}}
     return AssignmentPackage(assignment, {**inputs, GRADEBOOK_FILE: gradebook}, files_digest(inputs, assignment, str(duedate)),
                              code_digest())

@@ -9,9 +9,12 @@ stdin and runs nbgrader's own ``Autograde`` converter for that student (then, wi
 course folder: its ``nbgrader_config.py`` plus the options given. So grading is sandboxed
 and hardened the same way.
 
-After each student it prints ``<token> ok|failed <student>``. The token comes from the
-environment variable ``COURSE_WORKER_TOKEN``; the grading kernels share the worker's output
-stream but start with a clean environment, so a submission cannot forge that line.
+After each student it prints ``<token> ok|failed|fault <student>``; ``fault`` (grading failed
+before the submission's first cell: the sandbox, the kernel or the guard, see
+``course.grader.GraderFault``) follows a line ``<token> reason <what failed and how to fix it>``.
+The token comes from the environment variable ``COURSE_WORKER_TOKEN``; the grading kernels
+share the worker's output stream but start with a clean environment, so a submission cannot
+forge those lines.
 """
 from __future__ import annotations
 
@@ -33,6 +36,20 @@ def main(argv: list[str] | None = None) -> int:
     from nbgrader.apps.autogradeapp import AutogradeApp
     from nbgrader.converters import Autograde, GenerateFeedback, NbGraderException
 
+    from course.grader import GraderFault
+
+    class FaultAwareAutograde(Autograde):
+        """nbgrader's Autograde, remembering a GraderFault (which nbgrader itself logs and moves past)."""
+
+        fault: GraderFault | None = None
+
+        def convert_single_notebook(self, notebook_filename: str) -> None:
+            try:
+                super().convert_single_notebook(notebook_filename)
+            except GraderFault as fault:
+                self.fault = fault
+                raise
+
     argv = sys.argv[1:] if argv is None else argv
     token = os.environ.pop(TOKEN_VARIABLE, "")
     if not token:
@@ -48,13 +65,17 @@ def main(argv: list[str] | None = None) -> int:
         student = line.strip()
         # nbgrader globs for the student's folder: a name like "a*" must match only itself.
         app.coursedir.student_id = glob.escape(student)
+        autograde = FaultAwareAutograde(coursedir=app.coursedir, parent=app)
         try:
-            Autograde(coursedir=app.coursedir, parent=app).start()
+            autograde.start()
             if feedback:
                 GenerateFeedback(coursedir=app.coursedir, parent=app).start()
             verdict = "ok"
         except NbGraderException:
             verdict = "failed"  # nbgrader has logged why
+        if autograde.fault is not None:
+            verdict = "fault"
+            print(f"{token} reason {' '.join(str(autograde.fault).split())}", flush=True)
         print(f"{token} {verdict} {student}", flush=True)
     return 0
 
