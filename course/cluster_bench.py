@@ -40,6 +40,7 @@ class ClusterRound:
     dispatch: list[float] = field(default_factory=list)
     returns: list[float] = field(default_factory=list)
     writes: list[float] = field(default_factory=list)
+    gradings: list[float] = field(default_factory=list)
 
     def ratio(self) -> float:
         """Cluster wall time over local wall time (goal: at most 1.10)."""
@@ -64,6 +65,10 @@ class ClusterMeasurement:
         """Median cluster cost of a submission, over every submission of every round."""
         return statistics.median(c for r in self.rounds for c in r.costs)
 
+    def grading(self) -> float:
+        """Median time nbgrader took per submission on a worker, over every submission of every round."""
+        return statistics.median(g for r in self.rounds for g in r.gradings)
+
     def report(self) -> str:
         """The measurement as a Markdown section: every round, then the medians against the goals."""
         def median(values: list[float]) -> str:
@@ -71,7 +76,8 @@ class ClusterMeasurement:
 
         rows = "\n".join(
             f"| {k} | {r.load:.1f} | {r.local:.1f} | {r.cluster:.1f} | {r.ratio():.2f} | {median(r.costs)} | {max(r.costs):.3f} | "
-            f"{median(r.dispatch)} | {median(r.returns)} | {median(r.writes)} |" for k, r in enumerate(self.rounds, 1))
+            f"{median(r.dispatch)} | {median(r.returns)} | {median(r.writes)} | {median(r.gradings)} |"
+            for k, r in enumerate(self.rounds, 1))
         return (
             f"{SECTION}: {self.students} submissions of {self.assignment}, {self.jobs} jobs against {self.jobs} workers\n\n"
             f"Measured by `course bench --grading {self.assignment} --students {self.students} --jobs {self.jobs} "
@@ -81,13 +87,15 @@ class ClusterMeasurement:
             "machine (loopback). Load is this machine's one-minute load average before the round (it is shared with other "
             "work; 2 would mean both cores busy). A submission's cluster cost: from handing it to Dask to the start of "
             "nbgrader on a worker (dispatch), from the end of nbgrader to the result on the instructor's side (return), "
-            "and its gradebook write; each column is the median over the round's submissions.\n\n"
+            "and its gradebook write; each column is the median over the round's submissions. Grading is nbgrader's "
+            "own time on a worker per submission (autograde and feedback, kernel included).\n\n"
             "| round | load | local | cluster | cluster / local | cost per submission (median) | cost (max) | dispatch | "
-            "return | gradebook write |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+            "return | gradebook write | grading |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
             f"{rows}\n\n"
             f"Medians over {len(self.rounds)} round{'s' if len(self.rounds) > 1 else ''}:\n\n"
             f"- cluster / local wall time: **{self.ratio():.2f}** (goal ≤ 1.10)\n"
             f"- the cluster's own cost per submission: **{self.cost():.3f} s** (goal ≤ 0.3 s)\n"
+            f"- nbgrader's time per submission on a worker: **{self.grading():.2f} s**\n"
         )
 
 
@@ -166,7 +174,8 @@ def measure_cluster_grading(root: Path, assignment: str, students: int = 30, job
                 local_seconds, cluster_seconds, load, costs=[job.overhead for job in done],
                 dispatch=[job.outcome.grading_started - job.queued for job in done],
                 returns=[job.received - job.outcome.grading_finished for job in done],
-                writes=[job.recorded - job.recording for job in done]))
+                writes=[job.recorded - job.recording for job in done],
+                gradings=[job.outcome.grading_finished - job.outcome.grading_started for job in done]))
     return ClusterMeasurement(assignment, students, jobs, "PostgreSQL" if server_url else "SQLite", measured)
 
 

@@ -33,16 +33,16 @@ def test_a_worker_started_without_the_plugin_says_so_and_grades_nothing():
     package = AssignmentPackage(TINY, {}, "0" * 64, code_digest())
     with in_process_cluster(resources={RESOURCE: 1}) as cluster, Client(cluster) as client:
         outcome = client.submit(grade_submission, package, Submission("ada", {}), resources={RESOURCE: 1}).result()
-    assert not outcome.graded and not outcome.notebooks
-    assert f"worker {outcome.worker} cannot grade ada: it was started without the course's plugin" in outcome.log
+    assert not outcome.graded and not outcome.notebooks and outcome.fault == outcome.log
+    assert f"worker {outcome.worker} cannot grade ada: it was started without the course's plugin" in outcome.fault
 
 
 def test_a_worker_grades_nothing_for_other_course_code_or_a_student_id_that_is_a_path():
     with in_process_cluster(preload=PRELOAD) as cluster, Client(cluster) as client:
         other_code = AssignmentPackage(TINY, {}, "0" * 64, "the digest of some other version of the course")
         outcome = client.submit(grade_submission, other_code, Submission("ada", {}), resources={RESOURCE: 1}).result()
-        assert not outcome.graded and "it runs other course code than the instructor's machine" in outcome.log
+        assert not outcome.graded and "it runs other course code than the instructor's machine" in outcome.fault
 
         this_code = AssignmentPackage(TINY, {}, "1" * 64, code_digest())
         outcome = client.submit(grade_submission, this_code, Submission("..", {}), resources={RESOURCE: 1}).result()
-        assert not outcome.graded and "failed while grading ..: ValueError: '..' is not a student id" in outcome.log
+        assert not outcome.graded and "failed while grading ..: ValueError: '..' is not a student id" in outcome.fault

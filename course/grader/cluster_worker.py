@@ -175,7 +175,8 @@ def grade_submission(package: AssignmentPackage, submission: Submission) -> Outc
     """The grading task: autograde ``submission`` of ``package``'s assignment on this worker.
 
     Problems of this worker (started without the plugin, other course code, a failure of its
-    own) come back as an ungraded outcome that names the worker and the cause, never as a grade.
+    own) are grader faults: they come back as an outcome whose ``fault`` names the worker and
+    the cause, never as a grade.
     """
     task_started = time.time()
     worker = get_worker()
@@ -187,14 +188,13 @@ def grade_submission(package: AssignmentPackage, submission: Submission) -> Outc
                    "install the same version of the course on every worker")
     else:
         problem = None
-    if problem:
-        outcome = Outcome(submission.student, False, f"worker {worker.address} cannot grade {submission.student}: {problem}",
-                          worker.address)
-    else:
+    if not problem:
         try:
             outcome = plugin.course(package).grade(submission, worker.address)
         except Exception as error:  # noqa: BLE001 - a fault of this worker (a full disk, say), never the student's grade
-            outcome = Outcome(submission.student, False, f"worker {worker.address} failed while grading {submission.student}: "
-                              f"{type(error).__name__}: {error}", worker.address)
+            problem = f"it failed while grading {submission.student}: {type(error).__name__}: {error}"
+    if problem:
+        message = f"worker {worker.address} cannot grade {submission.student}: {problem}"
+        outcome = Outcome(submission.student, False, message, worker.address, fault=message)
     outcome.task_started, outcome.task_finished = task_started, time.time()
     return outcome
