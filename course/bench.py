@@ -113,7 +113,8 @@ def write_report(measurements: list[Measurement], path: Path) -> None:
         f"Budget: at most {BUDGET_SECONDS:.0f} s on every core, at most {BUDGET_ONE_CPU_SECONDS:.0f} s on one CPU, and "
         f"under {BUDGET_MB:.0f} MB peak memory (the larger of the two runs).\n\n"
         f"Measured {datetime.date.today().isoformat()} on {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{platform.machine()}.\n\n" + table(measurements) + "\n\nRerun: `course bench` (or `make bench`).\n"
+        f"{platform.machine()}; load average {os.getloadavg()[0]:.1f} when the last run ended (other work on the machine "
+        "slows every column).\n\n" + table(measurements) + "\n\nRerun: `course bench` (or `make bench`).\n"
     )
 
 

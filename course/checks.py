@@ -14,6 +14,7 @@ import hashlib
 import math
 import sys
 import warnings
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -139,7 +140,7 @@ def check_does_not_call(action: Callable[[], Any], forbidden: dict[str, Callable
     calls the student's function through this check, with the library's functions forbidden.
     """
     __tracebackhide__ = True
-    python_functions = {}
+    python_functions: dict[Any, list[tuple[str, Callable]]] = {}
     other_functions = {}
     for name, function in forbidden.items():
         # Every function of a decorator chain counts (the wrapper and each __wrapped__): a __wrapped__
@@ -147,15 +148,16 @@ def check_does_not_call(action: Callable[[], Any], forbidden: dict[str, Callable
         chain = [function]
         while hasattr(chain[-1], "__wrapped__") and len(chain) < 100:
             chain.append(chain[-1].__wrapped__)
-        codes = [code for code in (getattr(item, "__code__", None) for item in chain) if code is not None]
-        python_functions.update(dict.fromkeys(codes, name))
-        if not codes:
+        with_code = [item for item in chain if getattr(item, "__code__", None) is not None]
+        for item in with_code:
+            python_functions.setdefault(item.__code__, []).append((name, item))
+        if not with_code:
             other_functions[id(function)] = name
     called: set[str] = set()
 
     def watch(frame, event, arg):
         if event == "call" and frame.f_code in python_functions:
-            called.add(python_functions[frame.f_code])
+            called.update(name for name, function in python_functions[frame.f_code] if _runs(frame, function))
         elif event == "c_call" and id(arg) in other_functions:
             called.add(other_functions[id(arg)])
 
@@ -168,6 +170,58 @@ def check_does_not_call(action: Callable[[], Any], forbidden: dict[str, Callable
     if called:
         fail(what, hint=f"{hint} (your code called {', '.join(sorted(called))})".strip(), show_values=False)
     return result
+
+
+def _runs(frame, function: Callable) -> bool:
+    """Whether ``frame`` runs ``function`` itself, not another function made from the same code.
+
+    A decorator's wrapper shares its code with every function it decorates (scikit-learn's
+    ``validate_params`` wraps hundreds): a frame of that code runs ``function`` only when the
+    frame's closure holds what ``function``'s closure holds.
+    """
+    names = frame.f_code.co_freevars
+    if not names:
+        return True
+    frame_locals = frame.f_locals
+    for name, cell in zip(names, function.__closure__ or ()):
+        try:
+            expected = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if frame_locals.get(name, expected) is not expected:
+            return False
+    return True
+
+
+def lines_of_own_code_run(action: Callable[[], Any]) -> tuple[Any, int]:
+    """Call ``action()``; return its result and how many lines of the notebook's own Python ran meanwhile.
+
+    For exercises that ask for vectorised code: a loop over every pair of points runs
+    thousands of lines of the student's code, NumPy's broadcasting none. Lines in the Python
+    installation, the environment and the course package do not count (a library may loop).
+    """
+    library = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(__file__).parent)})
+    lines = 0
+
+    def count_line(frame, event, arg):
+        nonlocal lines
+        if event == "line":
+            lines += 1
+        return count_line
+
+    def trace_own_code(frame, event, arg):
+        file = frame.f_code.co_filename
+        if file.startswith(library) or "site-packages" in file or file.startswith("<frozen"):
+            return None
+        return count_line
+
+    previous = sys.gettrace()
+    sys.settrace(trace_own_code)
+    try:
+        result = action()
+    finally:
+        sys.settrace(previous)
+    return result, lines
 
 
 def answer_digest(answer: Any) -> str:

@@ -110,7 +110,7 @@ def _report_grades(grades, folder: Path, db_url: str | None = None) -> int:
     from course.report import write_report
 
     write_grades_csv(grades, folder / "grades.csv")
-    report = write_report(folder, grades, folder / "report.html")
+    report = write_report(folder, grades, folder / "report.html", db_url=db_url)
     print("\n" + grades_table(grades))
     print(f"\ngradebook: {describe(url_for(folder, db_url))}; autograded notebooks: {folder / 'autograded'}; "
           f"feedback: {folder / 'feedback'}; grades: {folder / 'grades.csv'}; report: {report}")
@@ -183,7 +183,7 @@ def _cmd_demo(args) -> int:
     notes = {assignment: {student.name: student.about for student in students} for assignment, students in classes.items()}
     similarity = {assignment: class_similarity(folder, assignment) for assignment in assignments}
     report = write_report(folder, grades, folder / "report.html", title="Grade report: the demo class", notes=notes,
-                          similarity=similarity)
+                          similarity=similarity, db_url=args.db_url)
     unexpected = [f"{assignment}: {problem}" for assignment in assignments
                   for problem in surprises(classes[assignment], grades[assignment])
                   + similarity_surprises(classes[assignment], similarity[assignment])]
@@ -208,7 +208,7 @@ def _cmd_report(args) -> int:
     from course.report import graded_results, summary_table, write_report
 
     grades = graded_results(args.root, resolve(args.root, args.assignments), db_url=configured_url())
-    report = write_report(args.root, grades, (args.output or args.root / "report.html").resolve())
+    report = write_report(args.root, grades, (args.output or args.root / "report.html").resolve(), db_url=configured_url())
     print(summary_table(grades))
     _print_attention(grades)
     print(f"\nreport: {report}")

@@ -150,12 +150,14 @@ def attention_groups(grades: Grades) -> dict[tuple[str, str], list[str]]:
 
 def write_report(course_dir: Path, grades: Grades, path: Path, *, title: str = "Grade report",
                  notes: dict[str, dict[str, str]] | None = None,
-                 similarity: dict[str, SimilarityReport | None] | None = None) -> Path:
+                 similarity: dict[str, SimilarityReport | None] | None = None, db_url: str | None = None) -> Path:
     """Write the HTML report of ``grades`` to ``path`` and return it; ``notes`` adds a line per assignment and student;
-    ``similarity`` gives each assignment's similarity report when it is already computed."""
+    ``similarity`` gives each assignment's similarity report when it is already computed; due dates and submission
+    times come from the gradebook ``db_url`` (default: the folder's ``gradebook.db``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".html.partial")
-    partial.write_text(render_report(course_dir, grades, path.parent, title=title, notes=notes or {}, similarity=similarity),
+    partial.write_text(render_report(course_dir, grades, path.parent, title=title, notes=notes or {}, similarity=similarity,
+                                      db_url=db_url),
                        encoding="utf-8")
     partial.replace(path)
     return path
@@ -163,8 +165,9 @@ def write_report(course_dir: Path, grades: Grades, path: Path, *, title: str = "
 
 def render_report(course_dir: Path, grades: Grades, report_dir: Path, *, title: str = "Grade report",
                   notes: dict[str, dict[str, str]] | None = None,
-                  similarity: dict[str, SimilarityReport | None] | None = None) -> str:
-    """The report as one HTML page; links to feedback are relative to ``report_dir``."""
+                  similarity: dict[str, SimilarityReport | None] | None = None, db_url: str | None = None) -> str:
+    """The report as one HTML page; links to feedback are relative to ``report_dir``; late submissions are read from
+    the gradebook ``db_url`` (default: the folder's ``gradebook.db``)."""
     notes = notes or {}
     similarity = similarity if similarity is not None else {a: class_similarity(course_dir, a) for a in grades}
     outcomes = {assignment: exercise_outcomes(course_dir, assignment, results) for assignment, results in sorted(grades.items())}
@@ -199,7 +202,7 @@ def render_report(course_dir: Path, grades: Grades, report_dir: Path, *, title: 
         parts.append(_assignment_section(assignment, results, outcomes[assignment], notes.get(assignment, {}), course_dir, report_dir))
         parts.append(_item_analysis_section(assignment, item_analysis(course_dir, assignment, results)))
         parts.append(_similarity_section(similarity.get(assignment)))
-        parts.append(_late_section(assignment, _late(course_dir, assignment, sorted(results))))
+        parts.append(_late_section(assignment, _late(course_dir, assignment, sorted(results), db_url)))
     body = "\n".join(part for part in parts if part)
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_text(title)}</title>'
@@ -442,9 +445,9 @@ def class_similarity(course_dir: Path, assignment: str) -> SimilarityReport | No
     return similarity_report(course_dir, assignment)
 
 
-def _late(course_dir: Path, assignment: str, students: list[str]) -> dict[str, Lateness]:
+def _late(course_dir: Path, assignment: str, students: list[str], db_url: str | None) -> dict[str, Lateness]:
     try:
-        return late_submissions(course_dir, assignment, students)
+        return late_submissions(course_dir, assignment, students, db_url=db_url)
     except CourseLayoutError:
         return {}
 

@@ -16,6 +16,12 @@ import torch
 from course.models import load_minilm, quiet_libraries
 
 quiet_libraries()
+# Imported here, not on first use: importing transformers' BERT imports torch._dynamo (which wraps
+# torch.manual_seed once per process) and runs transformers' own __init__ a second time under
+# another name. The grader imports the modules a notebook's tests use before it snapshots the
+# kernel, so both happen then, and an honest notebook does not look as if it had changed torch
+# or compiled code under a library's name.
+from transformers import BertConfig, BertModel  # noqa: E402
 
 
 class MeanPoolingClassifier(torch.nn.Module):
@@ -57,8 +63,6 @@ def tiny_classifier(num_labels: int, seed: int = 0, layers: int = 3) -> MeanPool
     About a million parameters, almost all in the token embeddings: it trains in milliseconds,
     so tests can check a training loop's behaviour without fine-tuning MiniLM itself.
     """
-    from transformers import BertConfig, BertModel
-
     config = BertConfig(vocab_size=load_minilm()[0].vocab_size, hidden_size=32, num_hidden_layers=layers,
                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
     with torch.random.fork_rng():

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import nbformat
@@ -39,6 +40,7 @@ def test_budget_and_report(tmp_path):
     write_report([fine, slow], tmp_path / "docs" / "benchmarks.md")
     text = (tmp_path / "docs" / "benchmarks.md").read_text()
     assert "| 02-b | 75.0 | 80.0 | 400 | 0 | NO |" in text and "course bench" in text and "1 CPU" in text
+    assert re.search(r"load average \d+\.\d when the last run ended", text)
 
 
 def with_code_cell(course: Path, source: str) -> Path:

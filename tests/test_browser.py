@@ -2,12 +2,13 @@
 
 Each xdist worker starts one JupyterLab on loopback, in student mode exactly as Binder sets
 it up (the repository's ``postBuild`` run against a fresh Jupyter config folder), serving a
-copy of ``release/`` and one solved notebook. For every release notebook the test clicks
+copy of ``release/`` and every notebook solved. For every release notebook the test clicks
 **Run -> Run All Cells** and checks that the first error is an exercise's
-``NotImplementedError``, never an import, data or model-loading error. The solved notebook
-must run with no error, and nbgrader's **Validate** button must report success. Screenshots
-go to ``test-artifacts/browser/`` (kept by CI), one per notebook and one of the Validate
-verdict, taken whether the test passes or not.
+``NotImplementedError``, never an import, data or model-loading error. Every solved notebook
+must run with no error and show its figures (at least two, each drawn as an image in the
+page), and nbgrader's **Validate** button must report success on one. Screenshots go to
+``test-artifacts/browser/`` (kept by CI), one per notebook, one per figure as JupyterLab shows
+it, and one of the Validate verdict, taken whether the test passes or not.
 """
 from __future__ import annotations
 
@@ -44,8 +45,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1400, "height": 1000}
-# A solved notebook that runs in seconds (docs/benchmarks.md); Validate runs it once more.
-SOLVED_ASSIGNMENT = "01-what-is-ai-engineering"
+# Validate runs a solved notebook once more: one that runs in seconds (docs/benchmarks.md).
+VALIDATED_ASSIGNMENT = "01-what-is-ai-engineering"
+# Issue #14: every notebook shows at least two figures where a learner would rather look than read.
+FIGURES_PER_NOTEBOOK = 2
 # Generous: the machine may be grading notebooks in other workers at the same time.
 SERVER_START_SECONDS = 120
 KERNEL_READY_MS = 120_000
@@ -149,12 +152,13 @@ def set_up_student_mode(environment: dict[str, str]) -> None:
 
 
 def copy_notebooks(root: Path) -> None:
-    """Fill the lab's folder: ``release/`` as handed out, and ``solved/`` holding one release notebook
+    """Fill the lab's folder: ``release/`` as handed out, and ``solved/`` holding each release notebook
     with every answer written in, as a student who solved it all would hand it in."""
     shutil.copytree(REPO / "release", root / "release")
-    solved = root / "solved" / SOLVED_ASSIGNMENT
-    shutil.copytree(REPO / "release" / SOLVED_ASSIGNMENT, solved)
-    nbformat.write(solved_release(REPO, SOLVED_ASSIGNMENT), solved / f"{SOLVED_ASSIGNMENT}.ipynb")
+    for assignment in release_assignments():
+        solved = root / "solved" / assignment
+        shutil.copytree(REPO / "release" / assignment, solved)
+        nbformat.write(solved_release(REPO, assignment), solved / f"{assignment}.ipynb")
 
 
 def wait_until_serving(lab: JupyterLab) -> None:
@@ -359,9 +363,10 @@ def test_release_notebook_stops_first_at_an_exercise(assignment, page, jupyter_l
     expect(shown).to_contain_text("NotImplementedError")
 
 
-def test_solved_notebook_runs_without_error_and_validates(page, jupyter_lab):
-    relative_path = f"solved/{SOLVED_ASSIGNMENT}/{SOLVED_ASSIGNMENT}.ipynb"
-    notebook = run_in_lab(page, jupyter_lab, relative_path, ARTIFACTS / f"solved-{SOLVED_ASSIGNMENT}.png")
+@pytest.mark.parametrize("assignment", release_assignments())
+def test_solved_notebook_runs_without_error_and_shows_its_figures(assignment, page, jupyter_lab):
+    relative_path = f"solved/{assignment}/{assignment}.ipynb"
+    notebook = run_in_lab(page, jupyter_lab, relative_path, ARTIFACTS / f"solved-{assignment}.png")
     error = first_error(notebook)
     assert error is None, (f"{relative_path}, {describe_cell(notebook, error.cell_index)}: "
                            f"{error.ename}: {error.evalue}\n{error.traceback}")
@@ -369,12 +374,28 @@ def test_solved_notebook_runs_without_error_and_validates(page, jupyter_lab):
                if cell.cell_type == "code" and cell.get("execution_count") is None]
     assert not_run == [], f"{relative_path}: Run All did not run cells {not_run}"
 
+    saved = sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
+    shown = page.locator(".jp-NotebookPanel-notebook .jp-RenderedImage img")
+    assert saved >= FIGURES_PER_NOTEBOOK and shown.count() == saved, (
+        f"{relative_path}: {saved} figures in the saved notebook, {shown.count()} shown in the page; "
+        f"every notebook needs at least {FIGURES_PER_NOTEBOOK}")
+    for number in range(saved):
+        figure = shown.nth(number)
+        figure.scroll_into_view_if_needed()
+        assert figure.evaluate("image => image.complete && image.naturalWidth > 0"), (
+            f"{relative_path}: figure {number + 1} is not drawn in the page")
+        figure.screenshot(path=ARTIFACTS / f"figure-{assignment}-{number + 1}.png")
+
+
+def test_solved_notebook_validates(page, jupyter_lab):
+    relative_path = f"solved/{VALIDATED_ASSIGNMENT}/{VALIDATED_ASSIGNMENT}.ipynb"
+    open_notebook(page, jupyter_lab, relative_path)
     page.get_by_role("button", name="Validate").click()
     dialog = page.locator(".jp-Dialog")  # the verdict, or nbgrader's "Validation failed" / "Version Mismatch"
     try:
         dialog.wait_for(timeout=VALIDATE_MS)
     finally:
-        page.screenshot(path=ARTIFACTS / f"solved-{SOLVED_ASSIGNMENT}-validate.png", full_page=True)
+        page.screenshot(path=ARTIFACTS / f"solved-{VALIDATED_ASSIGNMENT}-validate.png", full_page=True)
     title = dialog.locator(".jp-Dialog-header").inner_text().strip()
     assert title == "Validation Results", f"{relative_path}: Validate says {title}: {dialog.inner_text()}"
     verdict = dialog.locator("#validation-message")

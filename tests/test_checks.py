@@ -1,8 +1,10 @@
+import sys
+
 import numpy as np
 import pytest
 
 from course.checks import (CheckFailed, answer_digest, check, check_answer, check_close, check_does_not_call, check_equal,
-                           check_labelled_axes, check_raises, check_succeeds, check_type, shown)
+                           check_labelled_axes, check_raises, check_succeeds, check_type, lines_of_own_code_run, shown)
 
 
 class AlwaysEqual:
@@ -157,3 +159,28 @@ def test_read_only_arrays_from_pandas_into_torch_are_silent():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+
+
+def test_lines_of_own_code_run_counts_a_loop_not_numpy():
+    points = np.arange(40.0).reshape(20, 2)
+
+    def by_loops():
+        return [[float(np.hypot(*(a - b))) for b in points] for a in points]
+
+    looped, looped_lines = lines_of_own_code_run(by_loops)
+    broadcast, broadcast_lines = lines_of_own_code_run(lambda: np.sqrt(((points[:, None] - points[None]) ** 2).sum(-1)))
+    assert looped_lines >= 20 * 20 and broadcast_lines <= 2
+    assert np.allclose(looped, broadcast) and sys.gettrace() is None
+
+
+def test_does_not_call_tells_apart_functions_that_share_a_decorators_code():
+    from sklearn.dummy import DummyClassifier
+    from sklearn.inspection import permutation_importance
+    from sklearn.metrics import accuracy_score
+
+    assert accuracy_score.__code__ is permutation_importance.__code__  # both are validate_params' wrapper
+    forbidden = {"sklearn.inspection.permutation_importance": permutation_importance}
+    assert check_does_not_call(lambda: accuracy_score([1, 0], [1, 1]), forbidden, "importance by hand") == 0.5
+    with pytest.raises(CheckFailed, match="your code called sklearn.inspection.permutation_importance"):
+        model = DummyClassifier().fit([[0], [1]], [0, 1])
+        check_does_not_call(lambda: permutation_importance(model, [[0], [1]], [0, 1], n_repeats=1), forbidden, "importance by hand")

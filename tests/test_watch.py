@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,12 +30,12 @@ KERNEL_KILLER = "import os\n\ndef add(a, b):\n    return a + b\n\nos._exit(1)\n"
 class RunningWatcher:
     """``course grade 99-tiny --watch`` as the instructor runs it, its output read line by line."""
 
-    def __init__(self, course, home):
+    def __init__(self, course, home, *, exchange=True):
         env = {name: value for name, value in nbgrader_env().items() if not name.startswith(("JUPYTER", "XDG_"))}
         env["HOME"] = str(home)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "course.cli", "--root", str(course), "grade", TINY, "--watch", "--collect",
-             "--release-feedback", "--interval", "3", "--jobs", "1"],
+            [sys.executable, "-m", "course.cli", "--root", str(course), "grade", TINY, "--watch",
+             *(["--collect", "--release-feedback"] if exchange else []), "--interval", "3", "--jobs", "1"],
             cwd=course, env=env, text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
@@ -115,6 +116,25 @@ def test_each_submission_is_graded_once_and_its_feedback_released_at_once(tiny_c
     assert (course / "autograded" / "bob" / TINY / f"{TINY}.ipynb").stat().st_mtime_ns == bob_graded
     ledger = Ledger(course / LEDGER)
     assert sorted(key[1] for key in ledger.graded) == ["alice", "alice", "bob"] and ledger.released == set(ledger.graded)
+
+
+def test_a_grader_fault_is_reported_never_graded_and_the_watcher_keeps_running(tiny_course, tmp_path):
+    with (tiny_course / "nbgrader_config.py").open("a") as config:
+        config.write("\nc.SandboxedKernelManager.memory_mb = 16\n")  # no kernel can start: a fault of the grader
+    folder = tiny_course / "submitted" / "alice" / TINY
+    folder.mkdir(parents=True)
+    shutil.copy(tiny_course / "release" / TINY / f"{TINY}.ipynb", folder)
+    hand_in_work(folder / f"{TINY}.ipynb", SOLUTION)
+    (folder / "timestamp.txt").write_text("2025-01-10 11:00:00.000000 UTC")
+    (tmp_path / "home").mkdir()
+
+    watcher = RunningWatcher(tiny_course, tmp_path / "home", exchange=False)
+    line = watcher.wait_for(r"grading 99-tiny stopped")
+    assert "the grading kernel did not start" in line and "not of any submission" in line
+    watcher.wait_for(r"the watcher keeps running; these submissions are tried again when it restarts")
+    assert "stopped: graded 0 submissions in this run" in watcher.stop()
+    assert not Ledger(tiny_course / LEDGER).graded
+    assert not (tiny_course / "autograded" / "alice" / TINY / f"{TINY}.ipynb").exists()
 
 
 def test_a_submission_is_its_files_and_their_time(tmp_path):

@@ -14,8 +14,8 @@ pristine, and it never calls code of the submission. It registers one PEP 578 au
 which no code can remove. The hook:
 
 - refuses, to code outside the Python installation, the environment and the course package
-  (the notebook's cells and anything they compile): new audit hooks, trace hooks, profile
-  hooks (but ``course.checks.check_does_not_call``'s), ``ctypes``, the garbage collector's
+  (the notebook's cells and anything they compile): new audit hooks, trace and profile
+  hooks (but those of ``course.checks.check_does_not_call`` and ``lines_of_own_code_run``), ``ctypes``, the garbage collector's
   object introspection, other threads' frames, CPython's test modules, replacing the code,
   defaults or keyword defaults of a library's functions, and making code or loading bytecode
   that claims a library's file name (so "code from a library" cannot be faked);
@@ -195,7 +195,8 @@ def _start(config: dict, verdicts: dict) -> None:
     _snapshot_kernel()
     bootstrap = sys.modules["importlib._bootstrap"]
     _S["module_loading"] = frozenset({bootstrap._load_unlocked.__code__, bootstrap._exec.__code__})
-    _S["check_does_not_call"] = sys.modules["course.checks"].check_does_not_call.__code__
+    checks = sys.modules["course.checks"]
+    _S["tracing_checks"] = frozenset({checks.check_does_not_call.__code__, checks.lines_of_own_code_run.__code__})
     _S["guard_codes"] = _codes_of(globals())
     _S["audit_code"] = _audit.__code__
     _make_undumpable()
@@ -777,10 +778,11 @@ def _judge(event: str, args: tuple) -> str | None:
         _judge_open(args[0])
     elif event == "sys._getframe":
         return "look at the test guard's frames" if args[0].f_code in _S["guard_codes"] else None
-    elif event in ("sys.addaudithook", "sys.settrace"):
-        return {"sys.addaudithook": "add an audit hook", "sys.settrace": "set a trace function"}[event]
-    elif event == "sys.setprofile":
-        return None if _audited_frame().f_code is _S["check_does_not_call"] else "set a profile function"
+    elif event == "sys.addaudithook":
+        return "add an audit hook"
+    elif event in ("sys.settrace", "sys.setprofile"):
+        return None if _audited_frame().f_code in _S["tracing_checks"] else \
+            {"sys.settrace": "set a trace function", "sys.setprofile": "set a profile function"}[event]
     elif event == "import":
         return f"import {args[0]}" if args[0] in TEST_MODULES and _untrusted_on_stack() else None
     elif event in INTROSPECTION:

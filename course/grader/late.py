@@ -218,18 +218,22 @@ def duration(seconds: float) -> str:
     return " ".join(parts)
 
 
-def late_submissions(course_dir: Path, assignment: str, students: list[str]) -> dict[str, Lateness]:
-    """The ``students`` whose submission of ``assignment`` was late, as the course's gradebook, extensions and policy
-    judge it now (read only: nothing is stored)."""
+def late_submissions(course_dir: Path, assignment: str, students: list[str], db_url: str | None = None) -> dict[str, Lateness]:
+    """The ``students`` whose submission of ``assignment`` was late, as the gradebook ``db_url`` (default: the folder's
+    ``gradebook.db``), the course's extensions and its policy judge it now (read only: nothing is stored)."""
     from nbgrader.api import MissingEntry
 
-    from course.nbgrader_settings import course_config, existing_gradebook_url
+    from course.grader.gradebook import url_for
+    from course.nbgrader_settings import course_config
 
     late = LatePenalties(config=course_config(course_dir))
     late.init_plugin()
     extensions = late.extensions()
     found = {}
-    with Gradebook(existing_gradebook_url(course_dir)) as gradebook:
+    url = url_for(course_dir, db_url)
+    if db_url is None and not (course_dir / "gradebook.db").is_file():
+        raise CourseLayoutError(f"no gradebook in {course_dir}: grade an assignment first")
+    with Gradebook(url) as gradebook:
         for student in students:
             try:
                 submission = gradebook.find_submission(assignment, student)
