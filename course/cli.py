@@ -1,4 +1,5 @@
-"""The ``course`` command: build, verify, grade (once or watching), report, similarity, export, gradebook, bench and demo."""
+"""The ``course`` command: build, verify, grade (once, watching or on a cluster), report, similarity, export, gradebook,
+bench, demo and worker."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +45,10 @@ def _cmd_grade(args) -> int:
     from course.grader.gradebook import configured_url
     from course.grader.grading import exercise_table, grade_class
 
+    if args.watch and (args.cluster or args.scheduler_file):
+        raise CourseLayoutError("--watch grades on this machine: drop --cluster/--scheduler-file, or --watch")
+    if args.cluster or args.scheduler_file:
+        return _grade_on_cluster(args)
     if args.watch:
         from course.grader.watch import watch
 
@@ -58,6 +63,44 @@ def _cmd_grade(args) -> int:
                                          db_url=configured_url())
         print(f"\n{assignment}: per exercise\n{exercise_table(args.root, assignment, grades[assignment])}")
     return _report_grades(grades, args.root, configured_url())
+
+
+def _grade_on_cluster(args) -> int:
+    from course.grader.cluster import connect, grade_on_cluster
+    from course.grader.gradebook import configured_url
+    from course.grader.grading import GradingError, exercise_table
+
+    if args.unsafe_no_sandbox:
+        raise GradingError("workers always grade in the sandbox: drop --unsafe-no-sandbox to grade on the cluster")
+    assignments = resolve(args.root, args.assignments)
+    client = connect(args.cluster, args.scheduler_file)
+    grades = {}
+    try:
+        for assignment in assignments:
+            run = grade_on_cluster(args.root, assignment, client, db_url=configured_url(), progress=True)
+            grades[assignment] = run.results
+            print(f"\n{run.summary()}\n\n{assignment}: per exercise\n{exercise_table(args.root, assignment, run.results)}")
+    finally:
+        client.close()
+    return _report_grades(grades, args.root, configured_url())
+
+
+def _cmd_worker(args) -> int:
+    from course.grader.sandbox import sandbox_problem
+
+    if problem := sandbox_problem():
+        print(f"course worker: this machine cannot grade: {problem}", file=sys.stderr)
+        return 2
+    # DASK_SCHEDULER_ADDRESS is how dask-kubernetes tells a worker pod its scheduler.
+    address = args.scheduler or ("" if args.scheduler_file else os.environ.get("DASK_SCHEDULER_ADDRESS", ""))
+    if bool(address) == bool(args.scheduler_file):
+        print("course worker: name the scheduler: its ADDRESS or --scheduler-file FILE (or set DASK_SCHEDULER_ADDRESS)",
+              file=sys.stderr)
+        return 2
+    command = [str(Path(sys.executable).parent / "dask"), "worker",
+               *([address] if address else ["--scheduler-file", args.scheduler_file]),
+               "--nthreads", str(args.nthreads), "--preload", "course.grader.cluster_worker", *args.passed_options]
+    os.execv(command[0], command)
 
 
 def _report_grades(grades, folder: Path, db_url: str | None = None) -> int:
@@ -87,13 +130,24 @@ def _cmd_bench(args) -> int:
     from course.bench import measure, measure_grading, table, write_report
 
     if args.grading:
+        from course.cluster_bench import after_local_section, measure_cluster_grading, with_section
+
         assignment = resolve(args.root, [args.grading])[0]
+        path = args.root / "docs" / "benchmarks-grading.md"
+        if args.cluster:
+            report = measure_cluster_grading(args.root, assignment, students=args.students, jobs=args.jobs, rounds=args.rounds,
+                                             server_url=args.db_url).report()
+            print(report)
+            if args.write:
+                path.write_text(with_section(path.read_text() if path.exists() else "# Benchmark: grading a class\n", report))
+            return 0
         report = measure_grading(args.root, assignment, students=args.students, jobs=args.jobs, rounds=args.rounds).report()
         print(report)
         if args.write:
-            (args.root / "docs" / "benchmarks-grading.md").write_text(
+            path.write_text(
                 "# Benchmark: grading a class\n\nMeasured by `course bench --grading "
-                f"{args.grading} --students {args.students} --jobs {args.jobs} --rounds {args.rounds}` on {os.cpu_count()} cores.\n\n{report}")
+                f"{args.grading} --students {args.students} --jobs {args.jobs} --rounds {args.rounds}` on {os.cpu_count()} cores.\n\n{report}"
+                + (after_local_section(path.read_text()) if path.exists() else ""))
         return 0
     measurements = []
     for assignment in resolve(args.root, args.assignments):
@@ -224,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--jobs", **jobs)
     grade.add_argument("--unsafe-no-sandbox", action="store_true",
                        help="grade without the bubblewrap sandbox (only for notebooks you trust)")
+    scheduler = grade.add_mutually_exclusive_group()
+    scheduler.add_argument("--cluster", metavar="ADDRESS", help="grade on the Dask workers of this scheduler, e.g. "
+                           "tcp://10.0.0.5:8786 (start them with `course worker`); only what is not graded yet")
+    scheduler.add_argument("--scheduler-file", metavar="FILE", help="as --cluster, the address read from a Dask scheduler file")
     grade.add_argument("--watch", action="store_true", help="keep running: grade each new submission as it arrives in "
                        "submitted/ and write its feedback (Ctrl-C stops; nothing is lost or graded twice)")
     grade.add_argument("--collect", action="store_true", help="with --watch: run `nbgrader collect --update` every round")
@@ -231,6 +289,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --watch: release each new feedback to the exchange at once (`nbgrader release_feedback`)")
     grade.add_argument("--interval", type=float, default=30.0, help="with --watch: seconds between rounds (default: 30)")
     grade.set_defaults(run=_cmd_grade)
+
+    worker = commands.add_parser("worker", help="run a Dask worker that grades for `course grade --cluster` "
+                                 "(refuses to start without a working sandbox)",
+                                 epilog="Options after -- go to `dask worker` as they are, e.g. -- --memory-limit 8GB "
+                                 "--local-directory /scratch")
+    worker.add_argument("scheduler", nargs="?", metavar="ADDRESS", help="the scheduler's address, e.g. tcp://10.0.0.5:8786 "
+                        "(default: $DASK_SCHEDULER_ADDRESS)")
+    worker.add_argument("--scheduler-file", metavar="FILE", help="instead of ADDRESS, a Dask scheduler file")
+    worker.add_argument("--nthreads", type=int, default=os.cpu_count() or 1,
+                        help="submissions graded at once, one kernel each (default: number of cores)")
+    worker.set_defaults(run=_cmd_worker, takes_passed_options=True, needs_course_folder=False)
 
     bench = commands.add_parser("bench", help="time and memory of each solved notebook in a fresh kernel")
     bench.add_argument("assignments", **names)
@@ -241,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rounds", type=int, default=1,
                        help="for --grading, how many times to measure every way; the ratios are medians (default: 1)")
     bench.add_argument("--jobs", **jobs)
+    bench.add_argument("--cluster", action="store_true", help="with --grading: `course grade --jobs N` against `course grade "
+                       "--cluster` on N single-threaded workers of this machine")
+    bench.add_argument("--db-url", metavar="URL", default=None, help="with --cluster: a PostgreSQL server on which each run "
+                       "gets a new database of its own (default: SQLite gradebooks)")
     bench.set_defaults(run=_cmd_bench)
 
     demo = commands.add_parser("demo", help="build the release, grade a generated demo class and print the grades")
@@ -289,9 +362,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``course`` console script."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv[:cut])
+    args.passed_options = argv[cut + 1:]
+    if args.passed_options and not getattr(args, "takes_passed_options", False):
+        parser.error(f"`course {args.command}` takes no options after --")
     try:
-        args.root = find_root(args.root)
+        if getattr(args, "needs_course_folder", True):
+            args.root = find_root(args.root)
         return args.run(args)
     except (CourseLayoutError, RuntimeError) as error:
         print(f"course {args.command}: {error}", file=sys.stderr)

@@ -1,4 +1,5 @@
 import csv
+import os
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ def course(*args, cwd=None):
 def test_help_lists_the_commands():
     result = course("--help")
     assert result.returncode == 0
-    for command in ("build", "verify", "grade", "bench", "demo", "report", "similarity", "export"):
+    for command in ("build", "verify", "grade", "bench", "demo", "report", "similarity", "export", "worker"):
         assert command in result.stdout
 
 
@@ -47,3 +48,18 @@ def test_demo_builds_grades_and_reports_a_class_outside_the_course(tiny_course, 
     assert (tmp_path / "demo" / "report.html").is_file()
     assert (tmp_path / "demo" / "autograded" / "perfect" / TINY / f"{TINY}.ipynb").is_file()
     assert not (tiny_course / "submitted").exists() and not (tiny_course / "gradebook.db").exists()
+
+
+def test_cluster_commands_say_what_is_missing_before_they_connect(tiny_course, tmp_path):
+    worker = course("worker", cwd=tmp_path)  # a worker machine needs no course folder, but a scheduler
+    assert worker.returncode == 2 and "name the scheduler: its ADDRESS or --scheduler-file FILE" in worker.stderr
+    # As dask-kubernetes starts it: the address in DASK_SCHEDULER_ADDRESS (here nobody listens there).
+    from_environment = subprocess.run(
+        [sys.executable, "-m", "course.cli", "worker", "--nthreads", "1", "--", "--death-timeout", "2", "--no-dashboard"],
+        cwd=tmp_path, env={**os.environ, "DASK_SCHEDULER_ADDRESS": "tcp://127.0.0.1:1"}, capture_output=True, text=True,
+        timeout=120)
+    assert from_environment.returncode == 1 and "Timed out starting worker" in from_environment.stderr
+    unsafe = course("--root", str(tiny_course), "grade", TINY, "--cluster", "tcp://127.0.0.1:1", "--unsafe-no-sandbox")
+    assert unsafe.returncode == 2 and "workers always grade in the sandbox" in unsafe.stderr
+    passed_on = course("--root", str(tiny_course), "build", TINY, "--", "--nthreads", "2")
+    assert passed_on.returncode == 2 and "`course build` takes no options after --" in passed_on.stderr

@@ -1,0 +1,88 @@
+"""Recording a worker's result on the instructor's machine: the files nbgrader would leave, its grades, and the record of what is done."""
+from __future__ import annotations
+
+import datetime
+import subprocess
+import sys
+
+import nbformat
+from nbgrader.api import Gradebook
+from sqlalchemy import create_engine, select
+
+from course.assignments import is_autograded_test, nbgrader_meta, notebook_path
+from course.grader.gradebook import sqlite_url
+from course.grader.grading import nbgrader_env
+from course.grader.record import FAILED, RECORD, Recorder
+
+TINY = "99-tiny"
+COURSE_ID = "ai-engineering-for-developers"
+
+
+def autograded_notebook(course) -> str:
+    """The tiny solution as nbgrader would have run it: the visible test passed, the hidden one raised."""
+    notebook = nbformat.read(notebook_path(course, "source", TINY), as_version=4)
+    for cell in notebook.cells:
+        if is_autograded_test(cell):
+            failed = nbgrader_meta(cell)["grade_id"] == "add-numbers-hidden"
+            cell.outputs = [nbformat.v4.new_output("error", ename="CheckFailed", evalue="no", traceback=[])] if failed else \
+                [nbformat.v4.new_output("stream", name="stdout", text="add: passed\n")]
+    return nbformat.writes(notebook)
+
+
+def test_a_result_is_recorded_as_nbgrader_autograde_and_generate_feedback_leave_it(tiny_course):
+    generated = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", TINY, "--force"], cwd=tiny_course,
+                               env=nbgrader_env(), capture_output=True, text=True)
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    with Gradebook(sqlite_url(tiny_course), course_id=COURSE_ID) as gradebook:
+        gradebook.update_or_create_assignment(TINY, duedate=datetime.datetime(2030, 1, 30, 12))
+    submitted = tiny_course / "submitted" / "ada" / TINY
+    submitted.mkdir(parents=True)
+    (submitted / f"{TINY}.ipynb").write_text("handed in")
+    (submitted / "timestamp.txt").write_text("2030-01-31 12:30:00.000000 UTC")
+    (submitted / "answers.csv").write_text("mine\n")
+    (tiny_course / "source" / TINY / "data.csv").write_text("the course's\n")
+    url = sqlite_url(tiny_course)
+    recorder = Recorder(tiny_course, TINY, url, COURSE_ID)
+    row = {"submission_digest": "s" * 64, "assignment_digest": "a" * 64, "worker": "tcp://10.0.0.7:4000",
+           "queued": 1.0, "started": 2.0, "finished": 5.0}
+    try:
+        recorder.record_graded("ada", {TINY: autograded_notebook(tiny_course)}, {TINY: "<html>feedback</html>"}, **row)
+
+        autograded, feedback = tiny_course / "autograded" / "ada" / TINY, tiny_course / "feedback" / "ada" / TINY
+        assert sorted(path.name for path in autograded.iterdir()) == [f"{TINY}.ipynb", "answers.csv", "data.csv", "timestamp.txt"]
+        assert sorted(path.name for path in feedback.iterdir()) == [f"{TINY}.html", "answers.csv", "data.csv", "timestamp.txt"]
+        assert (feedback / f"{TINY}.html").read_text() == "<html>feedback</html>"
+        with Gradebook(url, course_id=COURSE_ID) as gradebook:
+            submission = gradebook.find_submission(TINY, "ada")
+            assert submission.timestamp == datetime.datetime(2030, 1, 31, 12, 30)
+            grades = {grade.name: (grade.auto_score, grade.needs_manual_grade) for grade in submission.notebooks[0].grades}
+            assert grades == {"add-numbers-visible": (1.0, False), "add-numbers-hidden": (0.0, False), "why-add": (None, True)}
+            # The course's late policy (course.grader.late, as configured): a day and a half hour late is two days'
+            # 10% of the point earned.
+            assert submission.notebooks[0].late_submission_penalty == 0.2
+            written = next(grade for grade in submission.notebooks[0].grades if grade.name == "why-add")
+            written.manual_score = 1.0
+            gradebook.db.commit()
+        assert recorder.graded_digests() == {"ada": ("s" * 64, "a" * 64)}
+
+        # Graded again (say, after a resubmission, and an extension): still one submission, the person's grade stays.
+        (tiny_course / "extensions.csv").write_text(f"student_id,assignment,days\nada,{TINY},2\n")
+        assert recorder.course_files() == ["extensions.csv"]
+        recorder.record_graded("ada", {TINY: autograded_notebook(tiny_course)}, {TINY: "<html>again</html>"},
+                               **{**row, "submission_digest": "t" * 64})
+        with Gradebook(url, course_id=COURSE_ID) as gradebook:
+            (submission,) = gradebook.assignment_submissions(TINY)
+            assert {grade.name: grade.manual_score for grade in submission.notebooks[0].grades}["why-add"] == 1.0
+            assert not submission.notebooks[0].late_submission_penalty
+        assert recorder.graded_digests() == {"ada": ("t" * 64, "a" * 64)}
+
+        recorder.record_not_graded("ada", FAILED, "nbgrader could not grade it: the disk is full", **row)
+        assert not autograded.exists() and recorder.graded_digests() == {}
+    finally:
+        recorder.close()
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(select(RECORD)).mappings().all()
+    engine.dispose()
+    assert [(r["student"], r["outcome"], r["worker"], r["message"]) for r in rows] == [
+        ("ada", FAILED, "tcp://10.0.0.7:4000", "nbgrader could not grade it: the disk is full")]
