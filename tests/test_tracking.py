@@ -92,3 +92,24 @@ with course.tracking.temporary_store():
                           timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+
+
+def test_after_import_stores_open_without_reading_a_migration_script(tmp_path):
+    script = """
+import sys
+import course.tracking
+import mlflow
+from mlflow import MlflowClient
+read = []
+sys.addaudithook(lambda event, args: read.append(args[0]) if event == "open" and "db_migrations" in str(args[0]) else None)
+for name in ("first", "second"):
+    with course.tracking.temporary_store():
+        mlflow.set_experiment(name)
+        with mlflow.start_run():
+            mlflow.log_param("C", 1.0)
+        MlflowClient().search_registered_models()
+print(read)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"opening a store read MLflow's migration scripts: {done.stdout[:300]}"
