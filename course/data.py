@@ -176,8 +176,8 @@ _GREETING = re.compile(r"^\s*(hello support|good morning|hi team|to whom it may 
 def ticket_phrasings(texts, words: int = 8, overlap: float = 0.4) -> np.ndarray:
     """A phrasing group per support ticket (an int from 0), for splits that keep near-twins together.
 
-    The tickets were generated from about 30 phrasings a category, each used for two or three
-    tickets with other amounts, places, names, greetings, sign-offs and typos. Two tickets are
+    The tickets were generated from about 30 phrasings a category, most used for two tickets (a
+    few for one or three) with other amounts, places, names, greetings, sign-offs and typos. Two tickets are
     near-twins when, after the greeting, the sets of their first ``words`` words (lower case,
     three letters or more) overlap by at least ``overlap`` (intersection over union); a group
     is a chain of near-twins. Pass the groups to ``GroupShuffleSplit`` or ``GroupKFold`` so no
