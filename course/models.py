@@ -69,6 +69,20 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel", category=UserWarning)
 
 
+def _load_transformers_machinery() -> None:
+    """Import now what loading a model would import on first use.
+
+    The first tokenizer or model load imports transformers' processing utilities, which run
+    transformers' own ``__init__`` a second time under another name, and BERT's modelling
+    code imports ``torch._dynamo``. The grader imports the modules a notebook's tests use
+    before it snapshots the kernel: importing them with this module makes that happen then,
+    so an honest notebook does not look as if it had compiled code under a library's name.
+    """
+    quiet_libraries()
+    import transformers.processing_utils  # noqa: F401
+    from transformers import AutoModel, AutoTokenizer, BertModel  # noqa: F401
+
+
 @functools.lru_cache(maxsize=1)
 def load_minilm():
     """Load all-MiniLM-L6-v2 once per process: returns ``(tokenizer, model)``, model in eval mode.
@@ -107,3 +121,6 @@ def embed_texts(texts, batch_size: int = 32):
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
             chunks.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
     return np.concatenate(chunks) if chunks else np.zeros((0, model.config.hidden_size), dtype=np.float32)
+
+
+_load_transformers_machinery()

@@ -113,3 +113,46 @@ print(read)
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", f"opening a store read MLflow's migration scripts: {done.stdout[:300]}"
+
+
+def test_after_import_a_sweep_changes_no_library_state(tmp_path):
+    script = """
+import sys
+import course.tracking
+import mlflow, mlflow.sklearn
+import numpy as np
+from mlflow import MlflowClient
+from sklearn.linear_model import LogisticRegression
+
+def state():
+    found = {}
+    for name, module in list(sys.modules.items()):
+        if name.startswith(("mlflow", "sqlalchemy")) and module is not None:
+            found[name] = dict(vars(module))
+            for key, value in list(vars(module).items()):
+                if isinstance(value, type) and value.__module__ == name:
+                    found[f"{name}.{key}"] = dict(vars(value))
+    return found
+
+before = state()
+with course.tracking.temporary_store():
+    mlflow.set_experiment("sweep")
+    for C in (0.1, 1.0):
+        with mlflow.start_run(run_name=f"C={C}"):
+            mlflow.log_param("C", C)
+            mlflow.log_metric("accuracy", C)
+            model = LogisticRegression(C=C).fit(np.array([[0.0], [1.0]]), [0, 1])
+            mlflow.sklearn.log_model(model, name="model",
+                                     pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True))
+    runs = mlflow.search_runs(experiment_names=["sweep"], order_by=["metrics.accuracy DESC", "attributes.start_time ASC"])
+    version = mlflow.register_model(f"runs:/{runs.iloc[0]['run_id']}/model", "best")
+    MlflowClient().set_registered_model_alias("best", "champion", version.version)
+    mlflow.pyfunc.load_model("models:/best@champion").predict(np.array([[0.5]]))
+after = state()
+changed = sorted(f"{name}.{key}" for name, values in before.items() for key, value in values.items()
+                 if name in after and after[name].get(key, value) is not value and not key.startswith("__"))
+print(changed)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"MLflow or SQLAlchemy changed their own state in a sweep: {done.stdout[:500]}"

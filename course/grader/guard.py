@@ -61,6 +61,10 @@ import weakref
 # The grader reads answers from here, right after the guard wrote them: VERDICTS.pop(trigger).
 VERDICTS: dict[str, str] = {}
 
+# The methods the dataclasses module writes (and compiles as "<string>") for a dataclass: a library's
+# dataclass instance stored in a library's module is the library's own state, not code of the submission.
+DATACLASS_METHODS = frozenset({"__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__",
+                               "__lt__", "__le__", "__gt__", "__ge__"})
 BASE_MODULES = ["builtins", "math", "numpy", "numpy.testing", "pandas", "pandas.testing", "course.checks"]
 SHELL_METHODS = ["run_cell", "run_cell_async", "_run_cell", "transform_cell", "transform_ast", "run_ast_nodes",
                  "run_code", "showtraceback", "_showtraceback", "showsyntaxerror", "should_run_async", "user_expressions"]
@@ -462,8 +466,11 @@ def _submission_code(value) -> bool:
         return False
     members = _class_dict(cls) or {}
     module = members.get("__module__")
+    generated = DATACLASS_METHODS if "__dataclass_fields__" in members else frozenset()
     return type(module) is str and module in NOTEBOOK_MODULES or \
-        any(type(member) is _FunctionType and not _trusted(member.__code__.co_filename) for member in members.values())
+        any(type(member) is _FunctionType and not _trusted(member.__code__.co_filename) and
+            not (member.__code__.co_filename == "<string>" and member.__code__.co_name in generated)
+            for member in members.values())
 
 
 def _check_dictionaries(while_testing: bool) -> list[str]:
