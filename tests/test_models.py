@@ -1,4 +1,7 @@
 import importlib.util
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -68,3 +71,19 @@ def test_a_text_longer_than_256_tokens_is_embedded_from_its_first_256_as_sentenc
         batch = tokenizer([words], truncation=True, max_length=512, return_tensors="pt")
         cut_at_512 = torch.nn.functional.normalize(model(**batch).last_hidden_state.mean(dim=1), dim=1).numpy()
     assert np.abs(models.embed_texts([words]) - cut_at_512).max() > 0.05  # the tokenizer's own 512 would differ
+
+
+def test_after_import_loading_the_model_compiles_no_library_file_again(tmp_path):
+    script = """
+import sys
+import course.models
+compiled = []
+sys.addaudithook(lambda event, args: compiled.append(args[1])
+                 if event == "compile" and str(args[1]).endswith("transformers/__init__.py") else None)
+course.models.embed_texts(["hello world"])
+print(compiled)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPYCACHEPREFIX": str(tmp_path / "pycache")})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"loading MiniLM ran transformers' __init__ again: {done.stdout[:300]}"

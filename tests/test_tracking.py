@@ -115,9 +115,10 @@ print(read)
     assert done.stdout.strip() == "[]", f"opening a store read MLflow's migration scripts: {done.stdout[:300]}"
 
 
-def test_after_import_a_sweep_changes_no_library_state(tmp_path):
+def test_after_import_a_sweep_makes_no_new_library_code(tmp_path):
     script = """
 import sys
+import types
 import course.tracking
 import mlflow, mlflow.sklearn
 import numpy as np
@@ -149,10 +150,15 @@ with course.tracking.temporary_store():
     MlflowClient().set_registered_model_alias("best", "champion", version.version)
     mlflow.pyfunc.load_model("models:/best@champion").predict(np.array([[0.5]]))
 after = state()
-changed = sorted(f"{name}.{key}" for name, values in before.items() for key, value in values.items()
-                 if name in after and after[name].get(key, value) is not value and not key.startswith("__"))
+def generated(value):
+    return type(value) is types.FunctionType and value.__code__.co_filename == "<string>"
+
+# Code made on first use (SQLAlchemy's generated traversals): what the grader's guard cannot tell
+# from code a submission wrote. A library's plain values (counters, caches) may change.
+changed = sorted(f"{name}.{key}" for name, values in after.items() for key, value in values.items()
+                 if generated(value) and values.get(key) is not before.get(name, {}).get(key))
 print(changed)
 """
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]", f"MLflow or SQLAlchemy changed their own state in a sweep: {done.stdout[:500]}"
+    assert done.stdout.strip() == "[]", f"MLflow or SQLAlchemy made code on first use in a sweep: {done.stdout[:500]}"
