@@ -81,6 +81,8 @@ VOLATILE = {
     "tempfile": frozenset({"tempdir", "_name_sequence"}),
     "matplotlib.pyplot": frozenset({"_backend_mod"}),
 }
+# Function attributes a library writes on first use: pyplot's switch_backend copies the backend's signatures.
+VOLATILE_FUNCTION_ATTRIBUTES = {"matplotlib.pyplot": frozenset({"__signature__"})}
 # Not watched: the notebook's own namespace, and warnings, whose catch_warnings swaps filters in and out.
 NOTEBOOK_MODULES = ("__main__", "__mp_main__")  # where a class defined in a notebook cell says it comes from
 UNWATCHED_MODULES = frozenset({*NOTEBOOK_MODULES, "warnings"})
@@ -301,7 +303,7 @@ def _snapshot_dictionaries(strict_modules: set[str]) -> None:
         if level == STRICT:
             strict_functions.add(f)
         if level != LENIENT:  # the attributes of the rest of the libraries' functions are theirs to change
-            watch(label, f.__dict__, "function", f, level)
+            watch(label, f.__dict__, "function", f, level, VOLATILE_FUNCTION_ATTRIBUTES.get(label.rpartition(".")[0], frozenset()))
         if f.__kwdefaults__ is not None:  # no library changes these in place: any change counts
             watch(label, f.__kwdefaults__, "keyword defaults", f, max(level, STRICT_CONTENT))
         # An empty cell (a name the function will bind later) has nothing to compare yet.
