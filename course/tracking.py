@@ -191,6 +191,7 @@ def _settle_mlflow() -> None:
             model = LogisticRegression().fit(features, labels)
             mlflow.sklearn.log_model(model, name="model",
                                      pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True))
+            mlflow.sklearn.log_model(model, name="inferred")  # requirements inferred: MLflow's flavour modules load
         client = MlflowClient()
         mlflow.search_runs(experiment_names=["settle"], order_by=["metrics.accuracy DESC", "attributes.start_time ASC"])
         client.search_runs([experiment.experiment_id], order_by=["metrics.accuracy DESC"], max_results=5)
