@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import nbformat
+import pytest
 from nbgrader.api import Gradebook
 from sqlalchemy import create_engine, select
 
@@ -86,3 +87,35 @@ def test_a_result_is_recorded_as_nbgrader_autograde_and_generate_feedback_leave_
     engine.dispose()
     assert [(r["student"], r["outcome"], r["worker"], r["message"]) for r in rows] == [
         ("ada", FAILED, "tcp://10.0.0.7:4000", "nbgrader could not grade it: the disk is full")]
+
+
+def test_a_write_that_fails_part_way_leaves_the_gradebook_as_it_was(tiny_course):
+    """A submission's grades and its record row are one transaction: a late-policy file that cannot be read after the
+    scores were saved leaves neither the scores nor a row saying the submission is done."""
+    from course.assignments import CourseLayoutError
+
+    generated = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", TINY, "--force"], cwd=tiny_course,
+                               env=nbgrader_env(), capture_output=True, text=True)
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    submitted = tiny_course / "submitted" / "ada" / TINY
+    submitted.mkdir(parents=True)
+    (submitted / f"{TINY}.ipynb").write_text("handed in")
+    (tiny_course / "extensions.csv").write_text("student,days\nada,2\n")  # the wrong header: LatePenalties refuses it
+    url = sqlite_url(tiny_course)
+    recorder = Recorder(tiny_course, TINY, url, COURSE_ID)
+    row = {"submission_digest": "s" * 64, "assignment_digest": "a" * 64, "worker": "tcp://10.0.0.7:4000"}
+    try:
+        with pytest.raises(CourseLayoutError, match="extensions.csv must have the header"):
+            recorder.record_graded("ada", {TINY: autograded_notebook(tiny_course)}, {TINY: "<html>feedback</html>"}, **row)
+        assert recorder.graded_digests() == {}
+        with Gradebook(url, course_id=COURSE_ID) as gradebook:
+            assert gradebook.students == [] and gradebook.assignment_submissions(TINY) == []
+        (tiny_course / "extensions.csv").unlink()
+        recorder.record_graded("ada", {TINY: autograded_notebook(tiny_course)}, {TINY: "<html>feedback</html>"}, **row)
+        assert recorder.graded_digests() == {"ada": ("s" * 64, "a" * 64)}
+    finally:
+        recorder.close()
+    with Gradebook(url, course_id=COURSE_ID) as gradebook:
+        assert [student.id for student in gradebook.students] == ["ada"]
+        grades = {grade.name: grade.auto_score for grade in gradebook.find_submission(TINY, "ada").notebooks[0].grades}
+        assert grades == {"add-numbers-visible": 1.0, "add-numbers-hidden": 0.0, "why-add": None}

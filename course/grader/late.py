@@ -164,17 +164,22 @@ class LatePenalties(AssignLatePenalties):
 
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
         """Record when the graded files were handed in, then store the penalty their score earns."""
+        with Gradebook(resources["nbgrader"]["db_url"]) as gradebook:
+            self.record_lateness(gradebook, resources)
+        return nb, resources
+
+    def record_lateness(self, gradebook: Gradebook, resources: dict) -> Lateness:
+        """``preprocess``'s work through an open ``gradebook``: store the graded folder's time and the penalty it earns."""
         self.init_plugin()
         ids = resources["nbgrader"]
         submitted = read_timestamp(Path(resources["metadata"]["path"]))
-        with Gradebook(ids["db_url"]) as gradebook:
-            gradebook.find_submission(ids["assignment"], ids["student"]).timestamp = submitted
-            lateness = refresh_penalty(gradebook, ids["assignment"], ids["notebook"], ids["student"], self.extensions(),
-                                       self.plugin_inst)
+        gradebook.find_submission(ids["assignment"], ids["student"]).timestamp = submitted
+        lateness = refresh_penalty(gradebook, ids["assignment"], ids["notebook"], ids["student"], self.extensions(),
+                                   self.plugin_inst)
         if lateness.penalty:
             self.log.warning("%s handed in %s of %s %.0f s late: penalty %g", ids["student"], ids["assignment"],
                              ids["notebook"], lateness.seconds_late, lateness.penalty)
-        return nb, resources
+        return lateness
 
 
 class ExplainLatePenalty(NbGraderPreprocessor):

@@ -27,9 +27,11 @@ import os
 import shutil
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engine, delete, insert, select
+from nbgrader.api import Gradebook
+from sqlalchemy import Column, Float, MetaData, String, Table, Text, delete, insert, select
 
 GRADED, FAILED, NEEDS_PERSON = "graded", "failed", "needs-person"
 
@@ -63,9 +65,12 @@ class Recorder:
         self.config = PyFileConfigLoader("nbgrader_config.py", path=str(course_dir)).load_config()
         self.coursedir = CourseDirectory(config=self.config)
         self.ignore = list(self.coursedir.ignore)
-        # nbgrader's schema must be there first (generate_assignment or prepare_gradebook makes it): a
-        # table of ours in an empty database would make nbgrader skip stamping its schema version.
-        self.engine = create_engine(db_url)
+        # One gradebook for every write: nbgrader's own steps open a new one (a new SQLAlchemy engine, whose queries
+        # are compiled afresh) for each notebook, which costs more than the writes themselves. Opening it first also
+        # makes nbgrader's schema before our table: a table of ours in an empty database would make nbgrader skip
+        # stamping its schema version.
+        self.gradebook = Gradebook(db_url, course_id=course_id)
+        self.engine = self.gradebook.engine
         RECORD.metadata.create_all(self.engine)
 
     def course_files(self) -> list[str]:
@@ -75,7 +80,7 @@ class Recorder:
 
     def close(self) -> None:
         """Release the database connections."""
-        self.engine.dispose()
+        self.gradebook.close()
 
     def graded_digests(self) -> dict[str, tuple[str, str]]:
         """For each student graded for this assignment: the digests of the submission and of the assignment graded."""
@@ -101,14 +106,33 @@ class Recorder:
         for name, text in feedback.items():
             (pages / f"{name}.html").write_text(text)
 
-        self._create_submission(student, self.coursedir.get_existing_timestamp(str(submitted)), set(notebooks))
-        for name, text in notebooks.items():
-            resources = {"nbgrader": {"db_url": self.db_url, "assignment": self.assignment, "notebook": name, "student": student},
-                         "metadata": {"path": str(submitted), "name": name}}
-            notebook = nbformat.reads(text, as_version=4)
-            for preprocessor in self._grade_savers():
-                preprocessor(config=self.config).preprocess(notebook, resources)
-        self._write_row(student, GRADED, message="", **row)
+        with self._transaction() as connection:
+            self._create_submission(student, self.coursedir.get_existing_timestamp(str(submitted)), set(notebooks))
+            for name, text in notebooks.items():
+                resources = {"nbgrader": {"db_url": self.db_url, "assignment": self.assignment, "notebook": name, "student": student},
+                             "metadata": {"path": str(submitted), "name": name}}
+                notebook = nbformat.reads(text, as_version=4)
+                for step in self._grade_savers():
+                    self._save_grades(step(config=self.config), notebook, resources)
+            self._write_row(connection, student, GRADED, message="", **row)
+
+    @contextmanager
+    def _transaction(self):
+        """One database transaction for everything written about one submission, its record row included.
+
+        nbgrader's steps commit after every grade (on SQLite, a flush to disk each); inside, the
+        gradebook's session is joined to this transaction, their commits only send the changes,
+        and the submission's grades and row are committed together, or not at all."""
+        from sqlalchemy.orm import Session
+
+        own_session = self.gradebook.db
+        with self.engine.connect() as connection, connection.begin():
+            self.gradebook.db = Session(bind=connection, autoflush=True, join_transaction_mode="rollback_only")
+            try:
+                yield connection
+            finally:
+                self.gradebook.db.close()
+                self.gradebook.db = own_session
 
     def _grade_savers(self) -> list[type]:
         """The steps of the configured autograde pipeline that write grades: nbgrader's ``SaveAutoGrades`` and the
@@ -122,20 +146,39 @@ class Recorder:
         steps = [import_item(step) if isinstance(step, str) else step for step in configured]
         return [step for step in steps if issubclass(step, (SaveAutoGrades, AssignLatePenalties))]
 
+    def _save_grades(self, step, notebook, resources: dict) -> None:
+        """Run one grade-writing step on ``notebook`` through the recorder's open gradebook: nbgrader's ``SaveAutoGrades``
+        (its cell-by-cell writes, without the new gradebook its ``preprocess`` opens) and ``LatePenalties``
+        (``record_lateness``); any other late-penalty step opens its own, as in nbgrader."""
+        from nbgrader.preprocessors import NbGraderPreprocessor, SaveAutoGrades
+
+        from course.grader.late import LatePenalties
+
+        ids = resources["nbgrader"]
+        if type(step).preprocess is SaveAutoGrades.preprocess:
+            step.notebook_id, step.assignment_id, step.student_id = ids["notebook"], ids["assignment"], ids["student"]
+            step.db_url, step.gradebook = ids["db_url"], self.gradebook
+            NbGraderPreprocessor.preprocess(step, notebook, resources)
+        elif isinstance(step, LatePenalties):
+            step.record_lateness(self.gradebook, resources)
+        else:
+            step.preprocess(notebook, resources)
+
     def record_not_graded(self, student: str, outcome: str, message: str, **row) -> None:
         """Record that ``student``'s submission could not be graded and why; no autograded folder is left behind."""
         shutil.rmtree(self._folder("autograded", student), ignore_errors=True)
-        self._write_row(student, outcome, message=message, **row)
+        with self.engine.begin() as connection:
+            self._write_row(connection, student, outcome, message=message, **row)
 
     def _folder(self, area: str, student: str) -> Path:
         return self.course_dir / area / student / self.assignment
 
     def _create_submission(self, student: str, timestamp, notebooks: set[str]) -> None:
         """Student and submission, as nbgrader's ``Autograde.init_assignment`` makes them; a notebook not handed in scores 0."""
-        from nbgrader.api import Gradebook
         from sqlalchemy.exc import SAWarning
 
-        with Gradebook(self.db_url, course_id=self.course_id) as gradebook, warnings.catch_warnings():
+        gradebook = self.gradebook
+        with warnings.catch_warnings():
             # nbgrader's add_submission builds related rows before adding them to its session, which
             # SQLAlchemy 2 remarks on; nbgrader autograde's own log carries the same remarks.
             warnings.simplefilter("ignore", SAWarning)
@@ -151,15 +194,14 @@ class Recorder:
                         grade.needs_manual_grade = False
             gradebook.db.commit()
 
-    def _write_row(self, student: str, outcome: str, *, message: str, submission_digest: str, assignment_digest: str,
-                   worker: str, queued: float | None = None, started: float | None = None,
+    def _write_row(self, connection, student: str, outcome: str, *, message: str, submission_digest: str,
+                   assignment_digest: str, worker: str, queued: float | None = None, started: float | None = None,
                    finished: float | None = None) -> None:
-        with self.engine.begin() as connection:
-            connection.execute(delete(RECORD).where(RECORD.c.assignment == self.assignment, RECORD.c.student == student))
-            connection.execute(insert(RECORD).values(
-                assignment=self.assignment, student=student, outcome=outcome, submission_digest=submission_digest,
-                assignment_digest=assignment_digest, worker=worker, queued=queued, started=started, finished=finished,
-                recorded=time.time(), message=message))
+        connection.execute(delete(RECORD).where(RECORD.c.assignment == self.assignment, RECORD.c.student == student))
+        connection.execute(insert(RECORD).values(
+            assignment=self.assignment, student=student, outcome=outcome, submission_digest=submission_digest,
+            assignment_digest=assignment_digest, worker=worker, queued=queued, started=started, finished=finished,
+            recorded=time.time(), message=message))
 
 
 def _copy_other_files(source: Path, target: Path, ignore: list[str]) -> None:
