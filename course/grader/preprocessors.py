@@ -93,36 +93,38 @@ def is_setup_cell(cell) -> bool:
     return cell.get("cell_type") == "code" and bool(meta.get("locked")) and not meta.get("grade") and not meta.get("solution")
 
 
-def imported_modules(sources: list[str]) -> list[str]:
-    """The modules that ``import`` statements in ``sources`` name (code that does not parse is skipped)."""
-    names = set()
+def _absolute_imports(sources: list[str]):
+    """Every ``import`` and absolute ``from ... import`` statement in ``sources`` (code that does not parse is skipped)."""
     for source in sources:
         try:
             tree = ast.parse(source)
         except SyntaxError:
             continue
         for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names.add(node.module)
+            if isinstance(node, ast.Import) or (isinstance(node, ast.ImportFrom) and node.module and not node.level):
+                yield node
+
+
+def imported_modules(sources: list[str]) -> list[str]:
+    """The modules that ``import`` statements in ``sources`` name (code that does not parse is skipped)."""
+    names = set()
+    for node in _absolute_imports(sources):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        else:
+            names.add(node.module)
     return sorted(names)
 
 
 def imported_names(sources: list[str]) -> list[list]:
     """What the ``import`` statements in ``sources`` bind: ``[name, module, attribute or None]`` for each name."""
     names = []
-    for source in sources:
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names += [[alias.asname, alias.name, None] if alias.asname else [alias.name.split(".")[0]] * 2 + [None]
-                          for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names += [[alias.asname or alias.name, node.module, alias.name] for alias in node.names if alias.name != "*"]
+    for node in _absolute_imports(sources):
+        if isinstance(node, ast.Import):
+            names += [[alias.asname, alias.name, None] if alias.asname else [alias.name.split(".")[0]] * 2 + [None]
+                      for alias in node.names]
+        else:
+            names += [[alias.asname or alias.name, node.module, alias.name] for alias in node.names if alias.name != "*"]
     return names
 
 
