@@ -86,6 +86,7 @@ def _grade_on_cluster(args) -> int:
 
 
 def _cmd_worker(args) -> int:
+    from course.grader.cluster_worker import grading_dask_environment
     from course.grader.sandbox import sandbox_problem
 
     if problem := sandbox_problem():
@@ -100,7 +101,7 @@ def _cmd_worker(args) -> int:
     command = [str(Path(sys.executable).parent / "dask"), "worker",
                *([address] if address else ["--scheduler-file", args.scheduler_file]),
                "--nthreads", str(args.nthreads), "--preload", "course.grader.cluster_worker", *args.passed_options]
-    os.execv(command[0], command)
+    os.execve(command[0], command, grading_dask_environment(dict(os.environ)))
 
 
 def _report_grades(grades, folder: Path, db_url: str | None = None) -> int:

@@ -27,6 +27,7 @@ from sqlalchemy import create_engine, inspect, select
 from course.assignments import notebook_path
 from course.demo import make_class, write_demo_class, write_submissions
 from course.grader.cluster import connect, grading_slots, refusals
+from course.grader.cluster_worker import GRADING_DASK_SETTINGS
 from course.grader.grading import nbgrader_env, read_results
 from course.grader.local_cluster import LocalGradingCluster
 from course.grader.record import GRADED, NEEDS_PERSON, RECORD
@@ -135,6 +136,22 @@ def feedback_pages(folder: Path) -> dict[str, str]:
 
 def run(command: list[str], folder: Path) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=folder, env=nbgrader_env(), capture_output=True, text=True)
+
+
+def test_workers_and_scheduler_run_with_the_grading_settings(cluster):
+    """`course worker` (and the local cluster's scheduler) start Dask with GRADING_DASK_SETTINGS, which a scheduler
+    setting of the test's own (allowed-failures) does not replace."""
+    import dask
+
+    def settings() -> dict:
+        return {key: str(dask.config.get(key)) for key in GRADING_DASK_SETTINGS}
+
+    expected = dict(GRADING_DASK_SETTINGS)
+    workers = cluster.client.run(settings)
+    assert len(workers) == 2 and all(found == expected for found in workers.values()), workers
+    scheduler = cluster.client.run_on_scheduler(lambda: {"allowed-failures": dask.config.get("distributed.scheduler.allowed-failures"),
+                                                         **settings()})
+    assert scheduler == {"allowed-failures": 1, **expected}
 
 
 def test_the_demo_class_graded_through_a_killed_worker_gets_what_local_grading_and_plain_nbgrader_give(

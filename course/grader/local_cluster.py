@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from course.grader.cluster_worker import grading_dask_environment
 from course.grader.grading import GradingError
 
 START_SECONDS = 180  # a worker imports nbgrader before it registers; a busy machine takes its time
@@ -21,8 +22,9 @@ START_SECONDS = 180  # a worker imports nbgrader before it registers; a busy mac
 class LocalGradingCluster:
     """``workers`` grading workers of ``nthreads`` threads each, and their scheduler, started in ``folder``.
 
-    ``scheduler_env`` adds to the scheduler's environment (Dask reads its settings from
-    ``DASK_...`` variables, e.g. ``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES``).
+    The scheduler runs with the settings ``course worker`` gives its workers (``GRADING_DASK_SETTINGS``);
+    ``scheduler_env`` adds to its environment (Dask reads its settings from ``DASK_...``
+    variables, e.g. ``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES``).
     """
 
     def __init__(self, folder: Path, workers: int = 2, nthreads: int = 1, scheduler_env: dict[str, str] | None = None):
@@ -57,7 +59,8 @@ class LocalGradingCluster:
         self.folder.mkdir(parents=True, exist_ok=True)
         dask = str(Path(sys.executable).parent / "dask")
         self._spawn("scheduler", [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                  "--scheduler-file", str(self.scheduler_file)], self.scheduler_env)
+                                  "--scheduler-file", str(self.scheduler_file)],
+                    grading_dask_environment({**os.environ, **self.scheduler_env}))
         try:
             self._wait(self.scheduler_file.is_file, "the scheduler to write its address")
             for name in self.worker_names:
@@ -88,7 +91,7 @@ class LocalGradingCluster:
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
         with (self.folder / f"{name}.log").open("w") as log:
             self.processes[name] = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                                    env={**os.environ, **(env or {})}, start_new_session=True)
+                                                    env=env or dict(os.environ), start_new_session=True)
 
     def _wait(self, ready, what: str) -> None:
         deadline = time.monotonic() + START_SECONDS
