@@ -17,8 +17,10 @@ and ``nbgrader generate_feedback`` would have:
   digests of the submission and of the assignment it was graded against, the worker, and when
   it was queued, started, finished and recorded.
 
-That row is the record of what is done: a rerun grades only students without one for the
-same content (``graded_digests``), and a run killed before writing it grades that student again.
+Grades and row are one database transaction, written through one gradebook the recorder keeps
+open (nbgrader's steps would open their own per notebook and commit after every grade). That
+row is the record of what is done: a rerun grades only students without one for the same
+content (``graded_digests``), and a run killed before committing grades that student again.
 A submission that could not be graded gets a row saying why and keeps no autograded folder.
 """
 from __future__ import annotations
