@@ -15,6 +15,13 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY = "99-tiny"
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Longest first, so that the two pytest-xdist workers of ``make test`` finish together: the verification of
+    each notebook (minutes: every mutant batch runs the notebook), then the other tests marked slow, then the rest,
+    each group in file order. (A long test handed out last keeps one core busy while the other idles.)"""
+    items.sort(key=lambda item: (item.originalname != "test_course_assignment_verifies", item.get_closest_marker("slow") is None))
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     """The course repository under test."""
