@@ -220,18 +220,18 @@ def measure_grading(root: Path, assignment: str, students: int = 30, jobs: int =
             return timed(autograde_class, course_folder("course"), assignment, sorted(notebooks), jobs, feedback=False,
                          nbgrader_args=extra)
 
+        # Each submission runs alone in a folder of its own, as each grading kernel does. Run beside
+        # the scratch course folders, it would import their `course/` folder in place of the course
+        # package (installed editable, as `make` does) and stop at the first data file, timing a
+        # broken run: so first, before any grading is timed, the solution must run clean the same way.
         solution = read_notebook(notebook_path(root, "source", assignment))
+        _, errors = _execute_alone(solution, Path(scratch) / "alone" / "solution")
+        if errors:
+            raise BenchmarkError(f"the solution of {assignment}, executed alone as each submission is for the "
+                                 f"baseline, raised {errors[0]}; the summed executions would time a broken run")
 
         def executions(round_number: int) -> float:
-            # Each submission runs alone in a folder of its own, as each grading kernel does. Run beside
-            # the scratch course folders, it would import their `course/` folder in place of the course
-            # package (installed editable, as `make` does) and stop at the first data file, timing a
-            # broken run: so first the solution must run clean the same way.
             folder = Path(scratch) / f"alone-{round_number}"
-            _, errors = _execute_alone(solution, folder / "solution")
-            if errors:
-                raise BenchmarkError(f"the solution of {assignment}, executed alone as each submission is for the "
-                                     f"baseline, raised {errors[0]}; the summed executions would time a broken run")
             return sum(_execute_alone(notebook, folder / student)[0] for student, notebook in notebooks.items())
 
         measured = []

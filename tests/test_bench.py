@@ -57,13 +57,13 @@ def test_grading_benchmark_times_each_way_on_a_small_class(tiny_course):
 
     # The course's data files must load in every way the class is run, the lone executions included.
     course = with_code_cell(tiny_course, "from course.data import load_adult\nassert len(load_adult('test')) > 10_000")
-    result = measure_grading(course, TINY, students=4, jobs=2, rounds=2)
-    assert result.students == 4 and len(result.rounds) == 2
-    for measured in result.rounds:
-        assert min(measured.vanilla_serial, measured.hardened, measured.unsandboxed, measured.executions) > 0
+    result = measure_grading(course, TINY, students=2, jobs=2, rounds=1)
+    assert result.students == 2 and len(result.rounds) == 1
+    (measured,) = result.rounds
+    assert min(measured.vanilla_serial, measured.hardened, measured.unsandboxed, measured.executions) > 0
     report = result.report()
     assert "speed-up over serial nbgrader" in report and "sandbox overhead" in report and "(goal ≤ 1.15)" in report
-    assert "Medians over 2 rounds" in report and report.count("\n| 2 |") == 1
+    assert "Medians over 1 round:" in report and report.count("\n| 1 |") == 1
 
 
 def test_grading_benchmark_refuses_to_time_a_solution_that_fails_alone(tiny_course):
@@ -80,3 +80,5 @@ def test_grading_ratios_are_medians_of_the_rounds():
     measured = GradingMeasurement("01-a", 30, 2, rounds)
     assert measured.speedup() == 2.0 and round(measured.sandbox_overhead(), 3) == 0.1
     assert round(measured.efficiency(), 3) == round(55 / 49, 3)
+    report = measured.report()
+    assert "Medians over 3 rounds:" in report and all(report.count(f"\n| {k} |") == 1 for k in (1, 2, 3))
