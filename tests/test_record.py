@@ -119,3 +119,33 @@ def test_a_write_that_fails_part_way_leaves_the_gradebook_as_it_was(tiny_course)
         assert [student.id for student in gradebook.students] == ["ada"]
         grades = {grade.name: grade.auto_score for grade in gradebook.find_submission(TINY, "ada").notebooks[0].grades}
         assert grades == {"add-numbers-visible": 1.0, "add-numbers-hidden": 0.0, "why-add": None}
+
+
+def test_nbgraders_own_late_penalty_step_is_recorded_after_the_grades(tiny_course):
+    """A course configured with nbgrader's AssignLatePenalties (it opens a gradebook of its own) still gets its
+    penalty recorded, and the row saying the submission is done."""
+    with (tiny_course / "nbgrader_config.py").open("a") as config:
+        config.write("\nfrom nbgrader.preprocessors import AssignLatePenalties\n"
+                     "c.Autograde.autograde_preprocessors = [AssignLatePenalties if p is LatePenalties else p "
+                     "for p in c.Autograde.autograde_preprocessors]\n"
+                     "c.AssignLatePenalties.plugin_class = 'course.grader.late.PercentPerDayLate'\n")
+    generated = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", TINY, "--force"], cwd=tiny_course,
+                               env=nbgrader_env(), capture_output=True, text=True)
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    url = sqlite_url(tiny_course)
+    with Gradebook(url, course_id=COURSE_ID) as gradebook:
+        gradebook.update_or_create_assignment(TINY, duedate=datetime.datetime(2030, 1, 30, 12))
+    submitted = tiny_course / "submitted" / "ada" / TINY
+    submitted.mkdir(parents=True)
+    (submitted / f"{TINY}.ipynb").write_text("handed in")
+    (submitted / "timestamp.txt").write_text("2030-01-31 12:30:00.000000 UTC")
+    recorder = Recorder(tiny_course, TINY, url, COURSE_ID)
+    try:
+        recorder.record_graded("ada", {TINY: autograded_notebook(tiny_course)}, {TINY: "<html>feedback</html>"},
+                               submission_digest="s" * 64, assignment_digest="a" * 64, worker="tcp://10.0.0.7:4000")
+        assert recorder.graded_digests() == {"ada": ("s" * 64, "a" * 64)}
+    finally:
+        recorder.close()
+    with Gradebook(url, course_id=COURSE_ID) as gradebook:
+        notebook = gradebook.find_submission(TINY, "ada").notebooks[0]
+        assert notebook.score == 1.0 and notebook.late_submission_penalty == 0.2

@@ -108,15 +108,28 @@ class Recorder:
         for name, text in feedback.items():
             (pages / f"{name}.html").write_text(text)
 
+        graded = {name: (nbformat.reads(text, as_version=4),
+                         {"nbgrader": {"db_url": self.db_url, "assignment": self.assignment, "notebook": name, "student": student},
+                          "metadata": {"path": str(submitted), "name": name}})
+                  for name, text in notebooks.items()}
+        steps = self._grade_savers()
+        others = [step for step in steps if not _writes_through_recorder(step)]
         with self._transaction() as connection:
             self._create_submission(student, self.coursedir.get_existing_timestamp(str(submitted)), set(notebooks))
-            for name, text in notebooks.items():
-                resources = {"nbgrader": {"db_url": self.db_url, "assignment": self.assignment, "notebook": name, "student": student},
-                             "metadata": {"path": str(submitted), "name": name}}
-                notebook = nbformat.reads(text, as_version=4)
-                for step in self._grade_savers():
-                    self._save_grades(step(config=self.config), notebook, resources)
-            self._write_row(connection, student, GRADED, message="", **row)
+            for notebook, resources in graded.values():
+                for step in steps:
+                    if step not in others:
+                        self._save_grades(step(config=self.config), notebook, resources)
+            if not others:
+                self._write_row(connection, student, GRADED, message="", **row)
+        if others:
+            # Steps that open a gradebook of their own (nbgrader's AssignLatePenalties, say) run after the commit,
+            # as nbgrader runs them, so they see the submission; the row comes last, after them.
+            for notebook, resources in graded.values():
+                for step in others:
+                    step(config=self.config).preprocess(notebook, resources)
+            with self.engine.begin() as connection:
+                self._write_row(connection, student, GRADED, message="", **row)
 
     @contextmanager
     def _transaction(self):
@@ -150,21 +163,17 @@ class Recorder:
 
     def _save_grades(self, step, notebook, resources: dict) -> None:
         """Run one grade-writing step on ``notebook`` through the recorder's open gradebook: nbgrader's ``SaveAutoGrades``
-        (its cell-by-cell writes, without the new gradebook its ``preprocess`` opens) and ``LatePenalties``
-        (``record_lateness``); any other late-penalty step opens its own, as in nbgrader."""
-        from nbgrader.preprocessors import NbGraderPreprocessor, SaveAutoGrades
-
-        from course.grader.late import LatePenalties
+        (its cell-by-cell writes, without the new gradebook its ``preprocess`` opens), or ``LatePenalties``
+        (``record_lateness``)."""
+        from nbgrader.preprocessors import NbGraderPreprocessor
 
         ids = resources["nbgrader"]
-        if type(step).preprocess is SaveAutoGrades.preprocess:
+        if _saves_autogrades(type(step)):
             step.notebook_id, step.assignment_id, step.student_id = ids["notebook"], ids["assignment"], ids["student"]
             step.db_url, step.gradebook = ids["db_url"], self.gradebook
             NbGraderPreprocessor.preprocess(step, notebook, resources)
-        elif isinstance(step, LatePenalties):
-            step.record_lateness(self.gradebook, resources)
         else:
-            step.preprocess(notebook, resources)
+            step.record_lateness(self.gradebook, resources)
 
     def record_not_graded(self, student: str, outcome: str, message: str, **row) -> None:
         """Record that ``student``'s submission could not be graded and why; no autograded folder is left behind."""
@@ -204,6 +213,20 @@ class Recorder:
             assignment=self.assignment, student=student, outcome=outcome, submission_digest=submission_digest,
             assignment_digest=assignment_digest, worker=worker, queued=queued, started=started, finished=finished,
             recorded=time.time(), message=message))
+
+
+def _saves_autogrades(step: type) -> bool:
+    """Whether ``step`` is nbgrader's ``SaveAutoGrades`` (or a subclass keeping its ``preprocess``)."""
+    from nbgrader.preprocessors import SaveAutoGrades
+
+    return issubclass(step, SaveAutoGrades) and step.preprocess is SaveAutoGrades.preprocess
+
+
+def _writes_through_recorder(step: type) -> bool:
+    """Whether the recorder can run ``step`` through its own gradebook and transaction (``Recorder._save_grades``)."""
+    from course.grader.late import LatePenalties
+
+    return _saves_autogrades(step) or issubclass(step, LatePenalties)
 
 
 def _copy_other_files(source: Path, target: Path, ignore: list[str]) -> None:
